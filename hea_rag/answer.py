@@ -1,0 +1,139 @@
+"""The ask pipeline: retrieve -> decide whether the corpus can answer -> pack -> generate."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hea_rag.chunking import split_sentences
+from hea_rag.prompt import fit_prompt
+from hea_rag.retrieve import Hit, Retriever
+
+# Cosine of the best retrieved passage below which the question is taken as off-corpus. Chosen by
+# scripts/calibrate_abstention.py between the dev QA questions and the project's own off-corpus
+# questions (tests/data/off_corpus_questions.txt).
+DEFAULT_MIN_SCORE = 0.30
+ADAPTER_DIRNAME = "adapter"
+NOT_ANSWERABLE = "The indexed abstracts do not seem to answer this question."
+
+
+@dataclass(frozen=True)
+class AskSettings:
+    top_k: int = 3  # papers whose passages may go into the prompt
+    max_new_tokens: int = 48
+    context_tokens: int = 768  # cap on the context, for speed; the model window caps it too
+    min_score: float = DEFAULT_MIN_SCORE
+
+
+@dataclass
+class Source:
+    rank: int
+    paper_id: int
+    doi: str | None
+    title: str | None
+    year: int | None
+    score: float
+    text: str
+
+
+@dataclass
+class Answer:
+    question: str
+    answer: str
+    answerable: bool
+    sources: list[Source] = field(default_factory=list)
+    model: str = ""
+    adapter: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Answerer:
+    """Answers questions with one loaded generator and, unless a context is given, one retriever."""
+
+    def __init__(self, generator, retriever: Retriever | None, settings: AskSettings = AskSettings()):
+        self.generator = generator
+        self.retriever = retriever
+        self.settings = settings
+
+    def ask(self, question: str, context: str | None = None,
+            on_text: Callable[[str], None] | None = None, hits: list[Hit] | None = None) -> Answer:
+        """Answer one question. `hits`, when given, are search results to use (best first)
+        instead of searching again; only the first `top_k` are used."""
+        started = time.perf_counter()
+        if context is not None:
+            hits = []
+        elif hits is None:
+            hits = self._retrieve(question)
+        hits = hits[: self.settings.top_k]
+        retrieved = time.perf_counter()
+        answer = Answer(question=question, answer="", answerable=True, model=self.generator.name,
+                        adapter=self.generator.adapter)
+        if context is None and not self._relevant(hits):
+            answer.answerable, answer.answer = False, NOT_ANSWERABLE
+        else:
+            prompt, answer.sources = self._prompt(question, context, hits)
+            answer.answer = self.generator.generate(prompt, self.settings.max_new_tokens, on_text)
+        answer.timings = {"retrieve": round(retrieved - started, 4),
+                          "generate": round(time.perf_counter() - retrieved, 4)}
+        return answer
+
+    def _retrieve(self, question: str) -> list[Hit]:
+        if self.retriever is None:
+            raise ValueError("asking without --context needs an index")
+        return self.retriever.search(question, k=self.settings.top_k)
+
+    def _relevant(self, hits: list[Hit]) -> bool:
+        return bool(hits) and max(h.dense or 0.0 for h in hits) >= self.settings.min_score
+
+    def _prompt(self, question: str, context: str | None, hits: list[Hit]):
+        budget = min(self.generator.window - self.settings.max_new_tokens,
+                     self.settings.context_tokens + self.generator.count_tokens(question) + 8)
+        if context is not None:
+            passages = [(0, sentence) for sentence in split_sentences(context)]
+        else:
+            passages = self._passages(hits)
+        prompt, used = fit_prompt(question, passages, self.generator.count_tokens, budget)
+        used_ranks = {rank for rank, _ in used}
+        return prompt, [_source(hit) for hit in hits if hit.rank in used_ranks]
+
+    def _passages(self, hits: list[Hit]) -> list[tuple[int, str]]:
+        """(hit rank, passage) for every passage of the hit papers, best paper first and each
+        abstract in reading order."""
+        reader = self.retriever.reader
+        grouped = reader.passage_ids_of(hit.paper.id for hit in hits)
+        texts = reader.passages(pid for group in grouped.values() for pid in group)
+        return [(hit.rank, texts[pid][1]) for hit in hits for pid in grouped.get(hit.paper.id, [])]
+
+
+def _source(hit: Hit) -> Source:
+    return Source(rank=hit.rank, paper_id=hit.paper.id, doi=hit.paper.doi, title=hit.paper.title,
+                  year=hit.paper.year, score=round(hit.score, 4), text=hit.text)
+
+
+def default_adapter(index_dir: Path) -> Path | None:
+    """The adapter stored with the index (where `finetune` puts it by default), if there is one."""
+    candidate = Path(index_dir) / ADAPTER_DIRNAME
+    return candidate if (candidate / "adapter_config.json").exists() else None
+
+
+@contextmanager
+def open_answerer(index_dir: Path, model: str, adapter: str | None, use_adapter: bool,
+                  quantize: str | None, settings: AskSettings, need_retrieval: bool):
+    """An Answerer with its models loaded once, for one question or a whole batch."""
+    from hea_rag.generator import load_generator
+    from hea_rag.retrieve import open_retriever
+
+    chosen = (adapter or default_adapter(index_dir)) if use_adapter else None
+    generator = load_generator(model, chosen, quantize)
+    if not need_retrieval:
+        yield Answerer(generator, None, settings)
+        return
+    with open_retriever(index_dir) as retriever:
+        yield Answerer(generator, retriever, settings)

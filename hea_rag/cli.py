@@ -1,0 +1,307 @@
+"""The `hea-rag` command line. Thin: parse options, call one library function, format the output.
+
+Heavy libraries (torch, transformers, faiss) are imported inside commands, so `--help` is instant.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+
+from hea_rag import __version__, config
+from hea_rag.errors import HeaRagError
+from hea_rag.output import status
+
+index_option = click.option(
+    "--index", "index_dir", type=click.Path(file_okay=False, path_type=Path),
+    default=config.DEFAULT_INDEX, envvar=config.ENV_INDEX, show_default=True, show_envvar=True,
+    help="Index folder.",
+)
+embedder_option = click.option(
+    "--embedder", envvar=config.ENV_EMBEDDER, show_envvar=True,
+    help="Sentence-transformers model id or local path. Default: the one the index was built "
+         "with, or all-MiniLM-L6-v2 (bundled, offline) for a new index.",
+)
+
+
+class UserFacingError(click.ClickException):
+    """Shown as one line, `hea-rag: error: ...`, with the error's own exit code."""
+
+    def __init__(self, message: str, exit_code: int = 1):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def show(self, file=None) -> None:
+        status(f"hea-rag: error: {self.message}")
+
+
+class Group(click.Group):
+    """Turns every failure into one line and an exit code; `--debug` adds the traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            raise UserFacingError("interrupted", 130) from None
+        except Exception as error:  # noqa: BLE001 - the last line of defence for a one-line message
+            if ctx.params.get("debug") or config.debug_enabled():
+                traceback.print_exc()
+            if isinstance(error, HeaRagError):
+                raise UserFacingError(str(error), error.exit_code) from error
+            message = f"internal error: {type(error).__name__}: {error}".splitlines()[0]
+            raise UserFacingError(message + " (rerun with --debug for details)") from error
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="hea-rag")
+@click.option("--debug", is_flag=True, envvar=config.ENV_DEBUG, help="Show tracebacks on errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Answer questions about High Entropy Alloys from an index of paper abstracts."""
+    if debug:
+        os.environ[config.ENV_DEBUG] = "1"  # library loaders read it to keep their logs
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True)
+@index_option
+@embedder_option
+@click.option("--chunk-tokens", type=click.IntRange(16, 512), default=None,
+              help="Most embedder tokens in one passage (new index only).  [default: 200]")
+@click.option("--lock-timeout", type=float, default=config.DEFAULT_LOCK_TIMEOUT, show_default=True,
+              help="Seconds to wait for another indexing run on the same folder.")
+def index(paths, index_dir, embedder, chunk_tokens, lock_timeout) -> None:
+    """Add papers from PATHS (CSV/TSV, Scopus export, JSON/JSONL, BibTeX, RIS, .txt/.md files or
+    folders; - for stdin) to the index. Papers already indexed are skipped, not re-embedded."""
+    from hea_rag.chunking import ChunkingParams
+    from hea_rag.indexer import index_paths
+
+    chunking = ChunkingParams(max_tokens=chunk_tokens) if chunk_tokens else None
+    with _progress_bar("embedding passages") as on_progress:
+        summary = index_paths(
+            paths, index_dir, embedder, chunking, lock_timeout,
+            on_wait=lambda: status(f"waiting for another indexing run to release {index_dir} ..."),
+            on_progress=on_progress,
+        )
+    _report_index_summary(summary, index_dir)
+    if summary.failed:
+        raise UserFacingError(f"{len(summary.failed)} row(s) failed to read; the rest was indexed")
+
+
+@cli.command()
+@click.argument("query", required=False)
+@click.option("-k", "--top-k", "k", type=click.IntRange(1, 100), default=config.DEFAULT_K,
+              show_default=True, help="Papers to return.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per hit (JSON Lines).")
+@click.option("--mode", type=click.Choice(["hybrid", "dense", "lexical"]), default="hybrid",
+              show_default=True, help="Retrieval method.")
+@index_option
+@embedder_option
+def search(query, k, as_json, mode, index_dir, embedder) -> None:
+    """Find the passages that best answer QUERY. With no QUERY or -, read one query per line from
+    stdin (models load once) and tag each hit with its query."""
+    from hea_rag.output import hit_record, print_hits, write_json_line
+    from hea_rag.retrieve import open_retriever
+
+    batch = query in (None, "-")
+    queries = _stdin_lines() if batch else [query]
+    with open_retriever(index_dir, embedder, need_dense=mode != "lexical") as retriever:
+        for text in queries:
+            hits = retriever.search(text, k=k, mode=mode)
+            tag = text if batch else None
+            if as_json:
+                for hit in hits:
+                    write_json_line(hit_record(hit, tag))
+            else:
+                print_hits(hits, tag)
+
+
+def generator_options(command):
+    """Options shared by `ask` and `eval`: which model, adapter and precision answer."""
+    options = [
+        click.option("--model", envvar=config.ENV_MODEL, show_envvar=True,
+                     default=config.DEFAULT_MODEL, show_default=True,
+                     help="Hub id, local folder, or the embedded preset smollm2-135m (offline)."),
+        click.option("--adapter", type=click.Path(exists=True, file_okay=False), default=None,
+                     help="LoRA adapter folder. Default: INDEX/adapter when it exists."),
+        click.option("--no-adapter", is_flag=True, help="Use the base model alone."),
+        click.option("--quantize", type=click.Choice(["4bit", "8bit", "none"]), default=None,
+                     help="Base model precision. Default: 4bit on CUDA, none (bf16/fp32) on CPU."),
+        click.option("--max-new-tokens", type=click.IntRange(1, 1024), default=48, show_default=True),
+        click.option("-k", "--top-k", "k", type=click.IntRange(1, 20), default=3, show_default=True,
+                     help="Papers whose passages may go into the prompt."),
+        click.option("--context-tokens", type=click.IntRange(16, 32768), default=768,
+                     show_default=True, help="Most context tokens (the model window caps it too)."),
+        click.option("--min-score", type=float, default=None,
+                     help="Abstain when the best passage's cosine is below this.  [default: 0.30]"),
+        index_option,
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _ask_settings(k, max_new_tokens, context_tokens, min_score):
+    from hea_rag.answer import DEFAULT_MIN_SCORE, AskSettings
+
+    return AskSettings(top_k=k, max_new_tokens=max_new_tokens, context_tokens=context_tokens,
+                       min_score=DEFAULT_MIN_SCORE if min_score is None else min_score)
+
+
+@cli.command()
+@click.argument("question", required=False)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per question (JSON Lines).")
+@click.option("--context", "context", default=None,
+              help="Use this context (TEXT, or @FILE) instead of retrieving one.")
+@generator_options
+def ask(question, as_json, context, model, adapter, no_adapter, quantize, max_new_tokens, k,
+        context_tokens, min_score, index_dir) -> None:
+    """Answer QUESTION from the indexed abstracts, citing the papers used. With no QUESTION or -,
+    answer each line of stdin (models load once), one JSON line per question with --json."""
+    from hea_rag.answer import open_answerer
+    from hea_rag.output import print_answer, print_answer_error, write_json_line
+
+    batch = question in (None, "-")
+    questions = _stdin_lines() if batch else [question]
+    given_context = _read_context(context)
+    settings = _ask_settings(k, max_new_tokens, context_tokens, min_score)
+    with open_answerer(index_dir, model, adapter, not no_adapter, quantize, settings,
+                       need_retrieval=given_context is None) as answerer:
+        for text in questions:
+            stream = None if (as_json or batch) else _stream_to_terminal()
+            try:
+                answer = answerer.ask(text, given_context, on_text=stream)
+            except HeaRagError as error:
+                if not batch:
+                    raise
+                print_answer_error(text, str(error), as_json)
+                continue
+            if as_json:
+                write_json_line(answer.as_dict())
+            else:
+                print_answer(answer, streamed=stream is not None and answer.answerable)
+
+
+def _read_context(context: str | None) -> str | None:
+    if context is None or not context.startswith("@"):
+        return context
+    path = Path(context[1:])
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise UserFacingError(f"{path}: cannot read context ({error.__class__.__name__})") from None
+
+
+def _stream_to_terminal():
+    """Print answer text as it is generated, when a person watches stdout."""
+    if not sys.stdout.isatty():
+        return None
+
+    def write(text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    return write
+
+
+@cli.command(name="eval")
+@click.argument("qa_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--split", default=None, help="Only items whose `split` field has this value.")
+@click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N items.")
+@click.option("--gold-context", is_flag=True,
+              help="Give the model the gold paper's abstract instead of the retrieved context.")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object.")
+@click.option("--predictions", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write one JSON line per question (answer, gold, rank, scores) here.")
+@generator_options
+def evaluate(qa_file, split, limit, gold_context, as_json, predictions, model, adapter,
+             no_adapter, quantize, max_new_tokens, k, context_tokens, min_score, index_dir) -> None:
+    """Score retrieval (Recall@k, MRR) and answers (exact match, token F1, contains, abstention)
+    over QA_FILE, JSON Lines of `question`, `answer` and optional `doi`, `abstract_sha1`, `split`."""
+    from hea_rag.answer import open_answerer
+    from hea_rag.evaluate import Evaluator, load_qa
+    from hea_rag.output import print_metrics
+
+    items = load_qa(qa_file, split, limit)
+    settings = _ask_settings(k, max_new_tokens, context_tokens, min_score)
+    sink = open(predictions, "w", encoding="utf-8") if predictions else None
+    try:
+        with open_answerer(index_dir, model, adapter, not no_adapter, quantize, settings,
+                           need_retrieval=True) as answerer, _progress_bar("evaluating") as bar:
+            evaluator = Evaluator(answerer, gold_context)
+            metrics = evaluator.run(items, on_row=_eval_row_sink(sink, bar, len(items)))
+    finally:
+        if sink:
+            sink.close()
+    metrics.update(model=model, adapter=answerer.generator.adapter, split=split,
+                   context="gold" if gold_context else "retrieved")
+    print_metrics(metrics, as_json)
+
+
+def _eval_row_sink(sink, bar, total: int):
+    done = 0
+
+    def on_row(row) -> None:
+        nonlocal done
+        done += 1
+        if sink:
+            sink.write(json.dumps(row, ensure_ascii=False) + "\n")
+        if bar:
+            bar(done, total)
+
+    return on_row
+
+
+@cli.command()
+@index_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def info(index_dir, as_json) -> None:
+    """Show the index (path, counts, embedder) and the machine (versions, CUDA, 4-bit support)."""
+    from hea_rag.info import collect_info, print_info
+
+    print_info(collect_info(index_dir), as_json)
+
+
+def _stdin_lines() -> Iterator[str]:
+    for line in sys.stdin:
+        if line.strip():
+            yield line.strip()
+
+
+@contextmanager
+def _progress_bar(description: str):
+    """A rich progress bar on a terminal; silence in a pipe or a log."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True) as progress:
+        task = progress.add_task(description, total=None)
+        yield lambda done, total: progress.update(task, completed=done, total=total)
+
+
+def _report_index_summary(summary, index_dir: Path) -> None:
+    status(
+        f"{index_dir}: added {summary.added} papers ({summary.passages} passages), "
+        f"{summary.duplicates} duplicates, {len(summary.skipped)} skipped, "
+        f"{len(summary.failed)} failed; {summary.papers_total} papers in the index "
+        f"({summary.seconds:.1f}s)"
+    )
+    for note in summary.skipped:
+        status(f"  skipped {note.where}: {note.reason}")
+    for note in summary.failed:
+        status(f"  failed {note.where}: {note.reason}")
+
+
+def main() -> None:
+    cli(prog_name="hea-rag")

