@@ -2,12 +2,13 @@
 # The main job on the embedded defaults: set up if needed, index a corpus, answer a question.
 #   scripts/demo.sh [CORPUS] [QUESTION]
 # CORPUS defaults to $HEA_RAG_CORPUS, else the project's own sample notes; the index goes to
-# $HEA_RAG_INDEX (default index/). Everything runs offline.
+# $HEA_RAG_INDEX (default index/). The answering model is $HEA_RAG_MODEL, default the embedded
+# smollm2-135m preset, so everything runs offline (the first run converts it once, ~25 s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 corpus=${1:-${HEA_RAG_CORPUS:-scripts/sample_corpus.jsonl}}
 question=${2:-"What is the yield strength of NbMoTaW at 1600 °C?"}
 .venv/bin/hea-rag index "$corpus"
-echo "== search: $question" >&2
-.venv/bin/hea-rag search "$question" -k 3
+echo "== ask: $question" >&2
+.venv/bin/hea-rag ask "$question" --model "${HEA_RAG_MODEL:-smollm2-135m}"

@@ -310,3 +310,48 @@ def csv_writer():
 def paper_generator():
     """generate_papers(count, seed=0, doi_prefix=...) -> invented abstracts as CSV row dicts."""
     return generate_papers
+
+
+# --- the Phi code path: a tiny PhiForCausalLM with the real Phi-2 tokenizer ----------------
+
+
+@pytest.fixture(scope="session")
+def phi_tokenizer(shared_dir):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(shared_dir / "data" / "phi2-tokenizer")
+
+
+@pytest.fixture(scope="session")
+def tiny_phi_dir(tmp_path_factory, phi_tokenizer) -> Path:
+    """A saved tiny PhiForCausalLM (random weights, Phi-2's module names and vocabulary)."""
+    import torch
+    from transformers import PhiConfig, PhiForCausalLM
+
+    torch.manual_seed(0)
+    config = PhiConfig(vocab_size=51200, hidden_size=64, intermediate_size=128,
+                       num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=2048,
+                       eos_token_id=50256, bos_token_id=50256)
+    folder = tmp_path_factory.mktemp("tiny-phi")
+    PhiForCausalLM(config).save_pretrained(folder)
+    phi_tokenizer.save_pretrained(folder)
+    return folder
+
+
+# --- the real shared corpus, indexed once per session ---------------------------------------
+
+
+@pytest.fixture(scope="session")
+def csv_path(shared_dir):
+    path = shared_dir / "data" / "hea_qa" / "Scopus_Abstracts_Dataset.csv"
+    assert path.is_file(), f"missing {path}"
+    return path
+
+
+@pytest.fixture(scope="session")
+def corpus_index(tmp_path_factory, embedder, csv_path):
+    """The whole shared CSV indexed once: (folder, summary)."""
+    from hea_rag.indexer import index_paths
+
+    folder = tmp_path_factory.mktemp("corpus") / "index"
+    return folder, index_paths([str(csv_path)], folder)

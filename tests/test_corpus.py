@@ -27,20 +27,6 @@ MIN_TOP5 = 0.9
 
 
 @pytest.fixture(scope="module")
-def csv_path(shared_dir):
-    path = shared_dir / "data" / "hea_qa" / "Scopus_Abstracts_Dataset.csv"
-    assert path.is_file(), f"missing {path}"
-    return path
-
-
-@pytest.fixture(scope="module")
-def corpus_index(tmp_path_factory, embedder, csv_path):
-    """The whole CSV indexed once: (folder, summary)."""
-    folder = tmp_path_factory.mktemp("corpus") / "index"
-    return folder, index_paths([str(csv_path)], folder)
-
-
-@pytest.fixture(scope="module")
 def gold_papers(corpus_index, csv_path) -> dict[str, set[int]]:
     """sha1 of each raw CSV abstract (whitespace collapsed) -> ids of the index papers holding it.
 
