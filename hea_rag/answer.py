@@ -93,8 +93,8 @@ class Answerer:
         return bool(hits) and max(h.dense or 0.0 for h in hits) >= self.settings.min_score
 
     def _prompt(self, question: str, context: str | None, hits: list[Hit]):
-        budget = min(self.generator.window - self.settings.max_new_tokens,
-                     self.settings.context_tokens + self.generator.count_tokens(question) + 8)
+        budget = prompt_budget(self.settings, self.generator.window,
+                               self.generator.count_tokens(question))
         if context is not None:
             passages = [(0, sentence) for sentence in split_sentences(context)]
         else:
@@ -104,12 +104,25 @@ class Answerer:
         return prompt, [_source(hit) for hit in hits if hit.rank in used_ranks]
 
     def _passages(self, hits: list[Hit]) -> list[tuple[int, str]]:
-        """(hit rank, passage) for every passage of the hit papers, best paper first and each
-        abstract in reading order."""
-        reader = self.retriever.reader
-        grouped = reader.passage_ids_of(hit.paper.id for hit in hits)
-        texts = reader.passages(pid for group in grouped.values() for pid in group)
-        return [(hit.rank, texts[pid][1]) for hit in hits for pid in grouped.get(hit.paper.id, [])]
+        """(hit rank, passage) for every passage of the hit papers."""
+        rank_of = {hit.paper.id: hit.rank for hit in hits}
+        passages = paper_passages(self.retriever.reader, [hit.paper.id for hit in hits])
+        return [(rank_of[paper_id], text) for paper_id, text in passages]
+
+
+def prompt_budget(settings: AskSettings, window: int, question_tokens: int) -> int:
+    """Most prompt tokens: the context cap plus the question frame, within the window less the
+    answer. `finetune` packs its training prompts with the same budget."""
+    return min(window - settings.max_new_tokens, settings.context_tokens + question_tokens + 8)
+
+
+def paper_passages(reader, paper_ids: list[int]) -> list[tuple[int, str]]:
+    """(paper id, passage) for every passage of these papers: papers in the given order (best
+    first), each abstract in reading order so the model reads it as written. `ask` and
+    `finetune` both build their contexts from this."""
+    grouped = reader.passage_ids_of(paper_ids)
+    texts = reader.passages(pid for group in grouped.values() for pid in group)
+    return [(paper_id, texts[pid][1]) for paper_id in paper_ids for pid in grouped.get(paper_id, [])]
 
 
 def _source(hit: Hit) -> Source:

@@ -113,9 +113,9 @@ def load_generator(name: str = DEFAULT_MODEL, adapter: str | Path | None = None,
     quiet_libraries()
     cuda = _cuda_available()
     quantization = quantize or default_quantization(cuda)
-    source, extra = _model_source(name)
-    tokenizer = _load(name, "tokenizer", source, extra)
-    model = _load(name, "model", source, {**extra, **_precision_kwargs(quantization, cuda)})
+    source, extra = model_source(name)
+    tokenizer = load_pretrained(name, "tokenizer", source, extra)
+    model = load_pretrained(name, "model", source, {**extra, **precision_kwargs(quantization, cuda)})
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     generator = Generator(name=name, model=model, tokenizer=tokenizer, quantization=quantization)
@@ -155,7 +155,7 @@ def attach_adapter(generator: Generator, adapter_dir: Path) -> None:
     generator.adapter = str(adapter_dir)
 
 
-def _model_source(name: str) -> tuple[str, dict[str, Any]]:
+def model_source(name: str) -> tuple[str, dict[str, Any]]:
     """Where to load `name` from, and the extra from_pretrained arguments that go with it."""
     if name in PRESETS:
         return str(gguf_preset_checkpoint(name)), {}
@@ -211,7 +211,7 @@ def _package_dir(package: str) -> Path:
     return Path(spec.submodule_search_locations[0])
 
 
-def _load(name: str, what: str, source: str, kwargs: dict[str, Any]):
+def load_pretrained(name: str, what: str, source: str, kwargs: dict[str, Any]):
     """from_pretrained from the local cache first, then the hub; one clear error if neither works."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -251,7 +251,7 @@ def _unavailable(name: str) -> ModelUnavailableError:
     )
 
 
-def _precision_kwargs(quantization: Quantization, cuda: bool) -> dict[str, Any]:
+def precision_kwargs(quantization: Quantization, cuda: bool) -> dict[str, Any]:
     import torch
 
     compute = _compute_dtype(cuda)

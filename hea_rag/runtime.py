@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from functools import lru_cache
 from pathlib import Path
 
@@ -16,6 +17,9 @@ def quiet_libraries() -> None:
     if config.debug_enabled():
         return
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    # deprecation notices inside transformers/peft/torch are for their authors, not our users
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     # bitsandbytes warns on every import that an optional CPU kernel package is missing.
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)

@@ -93,3 +93,26 @@ def test_eval_reports_retrieval_and_answer_metrics(folder, shared_dir, tmp_path)
     assert metrics["recall@10"] >= metrics["recall@1"] > 0
     for key in ("exact_match", "f1", "contains", "abstention_rate", "seconds_per_question", "mrr"):
         assert 0 <= metrics[key] <= (1 if key != "seconds_per_question" else 600)
+
+
+def test_finetune_retrieved_prompts_equal_the_prompts_ask_sends(folder):
+    """Training looks like inference: same passages, same packing, same budget, same string."""
+    from hea_rag.answer import Answerer, AskSettings, prompt_budget
+    from hea_rag.generator import load_generator
+    from hea_rag.grounding import Grounder
+    from hea_rag.qa_data import QAPair
+    from hea_rag.retrieve import open_retriever
+
+    generator = load_generator("smollm2-135m")
+    settings = AskSettings()
+    budget = lambda q: prompt_budget(settings, generator.window, generator.count_tokens(q))  # noqa: E731
+    with open_retriever(folder) as retriever:
+        answerer = Answerer(generator, retriever, settings)
+        grounder = Grounder("retrieved", generator.count_tokens, budget, retriever, settings.top_k)
+        for question, answer in [(QUESTION, "3346 MPa"),
+                                 ("What is the yield strength of MoNbVTa0.5Cr at 1500 °C?", "2783 MPa")]:
+            hits = retriever.search(question, k=settings.top_k)
+            ask_prompt, _ = answerer._prompt(question, None, hits)
+            example = grounder.ground(QAPair(question, answer))
+            assert example is not None and example.prompt == ask_prompt
+            assert ask_prompt.endswith(f"\nQuestion: {question}\nAnswer:")

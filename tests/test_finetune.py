@@ -1,0 +1,205 @@
+"""`finetune`: QA layouts, answer-only labels, target modules, and real training of a tiny Phi."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from hea_rag.errors import InputError
+from hea_rag.finetune import (
+    IGNORE,
+    TargetModuleError,
+    TrainSettings,
+    check_target_modules,
+    default_target_modules,
+    pad_batch,
+    split_by_paper,
+    tokenize_example,
+)
+from hea_rag.grounding import Example
+from hea_rag.prompt import build_prompt
+from hea_rag.qa_data import clean_answer, load_pairs
+
+# --- QA layouts --------------------------------------------------------------------------------
+
+
+def _write(tmp_path, name, content):
+    path = tmp_path / name
+    path.write_text(content if isinstance(content, str) else json.dumps(content), encoding="utf-8")
+    return path
+
+
+def test_upstream_layout_with_index_keyed_dicts(tmp_path):
+    data = {"data": {"0": {"paragraphs": {"0": {"context": "{'alloy': 'CoCrNi'}", "qas": {
+        "0": {"id": "a", "question": "Yield strength of CoCrNi?", "answers": {"0": {"text": "700 MPa", "answer_start": 3}}},
+        "1": {"id": "b", "question": "Hardness of CoCrNi?", "answers": {"0": {"text": "<Value> <Unit>", "answer_start": 0}}},
+        "2": {"id": "c", "question": "Strain of CoCrNi?", "answers": {"0": {"text": "35.7, %", "answer_start": 0}}},
+    }}}}}}
+    pairs, report = load_pairs(_write(tmp_path, "qa.json", data))
+    assert [(p.question, p.answer) for p in pairs] == [
+        ("Yield strength of CoCrNi?", "700 MPa"), ("Strain of CoCrNi?", "35.7 %")]
+    assert pairs[0].context == "{'alloy': 'CoCrNi'}"
+    assert report.dropped == {"placeholder answer": 1} and report.cleaned == 1
+
+
+def test_standard_squad_lists(tmp_path):
+    data = {"data": [{"paragraphs": [{"context": "CoCrNi is FCC.", "qas": [
+        {"question": "Which lattice?", "answers": [{"text": "FCC", "answer_start": 10}]}]}]}]}
+    pairs, _ = load_pairs(_write(tmp_path, "squad.json", data))
+    assert [(p.question, p.answer, p.context) for p in pairs] == [("Which lattice?", "FCC", "CoCrNi is FCC.")]
+
+
+def test_jsonl_with_optional_fields_and_empty_answers_dropped(tmp_path):
+    lines = [{"question": "Q1?", "answer": "1 GPa", "doi": "10.1/x", "split": "train"},
+             {"question": "Q2?", "answer": " , "}]
+    path = _write(tmp_path, "qa.jsonl", "\n".join(json.dumps(line) for line in lines) + "\n")
+    pairs, report = load_pairs(path)
+    assert [(p.answer, p.doi, p.split) for p in pairs] == [("1 GPa", "10.1/x", "train")]
+    assert report.dropped == {"empty answer": 1}
+
+
+@pytest.mark.parametrize("name, content, where", [
+    ("bad.jsonl", '{"question": "Q?", "answer": "A"}\n{not json\n', "bad.jsonl line 2"),
+    ("bad.jsonl", '{"question": "Q?"}\n', "bad.jsonl line 1"),
+    ("bad.json", "{\"data\": ", "bad.json"),
+    ("bad.json", {"data": [{"paragraphs": [{"qas": [{"answers": []}]}]}]}, "bad.json"),
+    ("bad.json", [1, 2], "bad.json"),
+])
+def test_malformed_files_raise_input_errors_naming_the_place(tmp_path, name, content, where):
+    with pytest.raises(InputError) as error:
+        load_pairs(_write(tmp_path, name, content))
+    assert where in str(error.value)
+
+
+def test_real_upstream_qa_set_parses(shared_dir):
+    pairs, report = load_pairs(shared_dir / "data" / "hea_qa" / "HEA_QA_DATASET.json")
+    assert report.kept + sum(report.dropped.values()) == 3392
+    assert report.cleaned > 0 and len(pairs) > 3000  # e.g. "10.6, %" -> "10.6 %"
+    assert all(p.answer == clean_answer(p.answer) and "<" not in p.answer for p in pairs)
+
+
+# --- labels ------------------------------------------------------------------------------------
+
+
+def test_labels_mask_prompt_and_padding_token_by_token(phi_tokenizer):
+    prompt = build_prompt("MoNbTaW keeps 405 MPa at 1600 °C.", "Yield strength at 1600 °C?")
+    row = tokenize_example(phi_tokenizer, prompt, "405 MPa", max_length=512)
+    prompt_ids = phi_tokenizer(prompt)["input_ids"]
+    answer_ids = phi_tokenizer(" 405 MPa")["input_ids"]
+    assert row["input_ids"] == prompt_ids + answer_ids + [50256]
+    for position, (token, label) in enumerate(zip(row["input_ids"], row["labels"])):
+        if position < len(prompt_ids):
+            assert label == IGNORE, f"prompt token {position} is in the loss"
+        else:
+            assert label == token, f"answer token {position} is not in the loss"
+    assert phi_tokenizer.decode([t for t in row["labels"] if t != IGNORE]) == " 405 MPa<|endoftext|>"
+    batch = pad_batch([row, tokenize_example(phi_tokenizer, "Short\nQuestion: Q?\nAnswer:", "A", 512)],
+                      pad_id=50256)
+    short_length = int(batch["attention_mask"][1].sum())
+    assert (batch["labels"][1, short_length:] == IGNORE).all()
+    assert (batch["attention_mask"][1, short_length:] == 0).all()
+
+
+def test_long_prompt_loses_its_start_never_the_answer(phi_tokenizer):
+    prompt = build_prompt("word " * 600, "Q?")
+    row = tokenize_example(phi_tokenizer, prompt, "3346 MPa", max_length=64)
+    assert len(row["input_ids"]) == 64
+    kept = [t for t in row["labels"] if t != IGNORE]
+    assert phi_tokenizer.decode(kept) == " 3346 MPa<|endoftext|>"
+
+
+def test_split_holds_out_whole_papers_and_honours_split_fields():
+    examples = [Example(f"p{i}", "a", f"paper:{i % 10}", None) for i in range(50)]
+    examples += [Example("x", "a", "paper:99", "heldout"), Example("y", "a", "paper:98", "train")]
+    train, held = split_by_paper(examples, fraction=0.2, seed=0)
+    assert {e.group for e in train}.isdisjoint({e.group for e in held})
+    assert "paper:99" in {e.group for e in held} and "paper:98" in {e.group for e in train}
+    assert len({e.group for e in held} - {"paper:99"}) == 2
+
+
+# --- model: tiny Phi -------------------------------------------------------------------------
+
+
+def test_phi_default_targets_and_missing_module_is_an_error(tiny_phi_dir):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_phi_dir)
+    assert default_target_modules(model) == ["q_proj", "k_proj", "v_proj", "dense"]
+    with pytest.raises(TargetModuleError, match="o_proj"):
+        check_target_modules(model, ["q_proj", "o_proj"])
+
+
+@pytest.fixture(scope="module")
+def tiny_qa(tmp_path_factory):
+    """Eight given-context pairs over four fake papers; one answer each, easy to memorize."""
+    folder = tmp_path_factory.mktemp("qa")
+    facts = [("CoCrNi", "FCC"), ("NbMoTaW", "BCC"), ("AlCoCrFeNi", "B2"), ("TiZrHfNbTa", "BCC")]
+    lines = []
+    for alloy, phase in facts:
+        context = f"The {alloy} alloy was cast and annealed. Its lattice is {phase}."
+        for question in (f"Which lattice does {alloy} have?", f"What is the structure of {alloy}?"):
+            lines.append({"question": question, "answer": phase, "context": context})
+    path = folder / "qa.jsonl"
+    path.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    return path
+
+
+def _finetune(qa, model_dir, output, quantize, steps=12, **overrides):
+    from hea_rag.training import run_finetune
+
+    settings = TrainSettings(rank=8, alpha=16, dropout=0.0, max_steps=steps, lr=5e-3,
+                             batch_size=4, max_length=128, eval_fraction=0.25, seed=0,
+                             logging_steps=1, eval_examples=4, **overrides)
+    return run_finetune(qa, str(model_dir), output, "given", output / "no-index", settings,
+                        quantize=quantize)
+
+
+@pytest.mark.parametrize("quantize", ["none", "4bit"])
+def test_tiny_phi_trains_saves_and_reloads(tiny_qa, tiny_phi_dir, tmp_path, quantize):
+    import torch
+
+    from hea_rag.generator import load_generator
+
+    result = _finetune(tiny_qa, tiny_phi_dir, tmp_path / "adapter", quantize)
+    losses = [row["loss"] for row in _log(tmp_path / "adapter") if "loss" in row]
+    assert losses[-1] < losses[0], f"loss did not fall: {losses}"
+    assert result.train_examples == 6 and result.eval_examples == 2
+    assert {"eval_loss", "exact_match", "f1", "contains"} <= set(result.metrics)
+    folder = tmp_path / "adapter"
+    for name in ("adapter_config.json", "adapter_model.safetensors", "README.md",
+                 "hea_rag_adapter.json", "loss_curve.png", "tokenizer.json"):
+        assert (folder / name).exists(), name
+    config = json.loads((folder / "adapter_config.json").read_text())
+    assert set(config["target_modules"]) == {"q_proj", "k_proj", "v_proj", "dense"}
+    metadata = json.loads((folder / "hea_rag_adapter.json").read_text())
+    assert metadata["base_model"] == str(tiny_phi_dir) and metadata["context_mode"] == "given"
+    plain = load_generator(str(tiny_phi_dir), quantize="none")
+    adapted = load_generator(str(tiny_phi_dir), adapter=folder, quantize="none")
+    ids = plain.tokenizer("Which lattice does CoCrNi have?", return_tensors="pt")
+    with torch.no_grad():
+        assert not torch.allclose(plain.model(**ids).logits, adapted.model(**ids).logits)
+
+
+def _log(folder):
+    checkpoints = sorted((folder / "checkpoints").glob("checkpoint-*"),
+                         key=lambda p: int(p.name.split("-")[-1]))
+    return json.loads((checkpoints[-1] / "trainer_state.json").read_text())["log_history"]
+
+
+def test_interrupted_run_resumes_from_its_last_checkpoint(tiny_qa, tiny_phi_dir, tmp_path, capsys):
+    output = tmp_path / "adapter"
+    _finetune(tiny_qa, tiny_phi_dir, output, "none", steps=4, save_steps=2)
+    # as if the run had died after step 2: the later checkpoint and the final adapter never got written
+    shutil.rmtree(output / "checkpoints" / "checkpoint-4")
+    (output / "adapter_model.safetensors").unlink()
+    capsys.readouterr()
+    _finetune(tiny_qa, tiny_phi_dir, output, "none", steps=4, save_steps=2)
+    err = capsys.readouterr().err
+    assert "resuming from" in err and "checkpoint-2" in err
+    state = json.loads((output / "checkpoints" / "checkpoint-4" / "trainer_state.json").read_text())
+    assert state["global_step"] == 4
+    steps_logged = [row["step"] for row in state["log_history"] if "loss" in row]
+    assert steps_logged == [1, 2, 3, 4]  # steps 1-2 come from the checkpoint, not a rerun from 0
+    assert (output / "adapter_model.safetensors").exists()
