@@ -2,43 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hea_rag.errors import InputError
+from hea_rag.qa_data import QAPair, read_jsonl_pairs
 
 RECALL_KS = (1, 3, 5, 10)
 
 
-@dataclass(frozen=True)
-class QAItem:
-    question: str
-    answer: str
-    doi: str | None = None
-    abstract_sha1: str | None = None
-    split: str | None = None
-
-
-def load_qa(path: Path, split: str | None = None, limit: int | None = None) -> list[QAItem]:
+def load_qa(path: Path, split: str | None = None, limit: int | None = None) -> list[QAPair]:
     """Items of a QA JSONL file (`question`, `answer`, optional `doi`, `abstract_sha1`, `split`)."""
-    items = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                item = QAItem(str(record["question"]), str(record["answer"]), record.get("doi") or None,
-                              record.get("abstract_sha1"), record.get("split"))
-            except (json.JSONDecodeError, KeyError, TypeError) as error:
-                raise InputError(f"{path} line {number}", f"not a QA record ({error})") from None
-            if split is None or item.split == split:
-                items.append(item)
+    items = [pair for pair in read_jsonl_pairs(path) if split is None or pair.split == split]
     return items[:limit] if limit else items
 
 
@@ -74,7 +52,7 @@ class Evaluator:
         self.gold_context = gold_context
         self.rows: list[dict[str, Any]] = []
 
-    def run(self, items: list[QAItem], on_row=None) -> dict[str, Any]:
+    def run(self, items: list[QAPair], on_row=None) -> dict[str, Any]:
         for item in items:
             row = self._evaluate(item)
             self.rows.append(row)
@@ -82,7 +60,7 @@ class Evaluator:
                 on_row(row)
         return self.summary()
 
-    def _evaluate(self, item: QAItem) -> dict[str, Any]:
+    def _evaluate(self, item: QAPair) -> dict[str, Any]:
         retriever = self.answerer.retriever
         gold_paper = retriever.reader.find_paper(item.doi, item.abstract_sha1)
         context = self._gold_abstract(gold_paper) if self.gold_context else None

@@ -64,7 +64,7 @@ def clean_answer(answer: str) -> str:
 
 def _raw_pairs(path: Path) -> Iterator[QAPair]:
     if path.suffix.lower() == ".jsonl":
-        yield from _jsonl_pairs(path)
+        yield from read_jsonl_pairs(path)
         return
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
@@ -75,7 +75,8 @@ def _raw_pairs(path: Path) -> Iterator[QAPair]:
     yield from _squad_pairs(path, document["data"])
 
 
-def _jsonl_pairs(path: Path) -> Iterator[QAPair]:
+def read_jsonl_pairs(path: Path) -> Iterator[QAPair]:
+    """Pairs of a JSONL file as written (uncleaned); `eval` reads its QA files with this too."""
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():

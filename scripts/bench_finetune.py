@@ -1,0 +1,134 @@
+"""Fine-tuning benchmark: SmolLM2-135M on dev_qa `train`, scored with `hea-rag eval` on `heldout`.
+
+    .venv/bin/python scripts/bench_finetune.py [--max-steps 160] [--limit N] [--padded-steps 10]
+
+1. indexes the shared CSV (or reuses --index);
+2. `hea-rag eval` before training (no adapter), gold-abstract and retrieved context;
+3. `hea-rag finetune` on the `train` items only (abstract context), timing it;
+4. `hea-rag eval` after, with the adapter;
+5. a plain padded loop (every batch padded to --max-length, no length grouping) for a few steps
+   on the same examples, for the training tokens/s ratio measured in this same run.
+Prints EM, F1 and contains before/after, tokens/s, wall time and peak RSS of each process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from hea_rag.config import shared_dir  # noqa: E402
+
+CLI = [sys.executable, "-m", "hea_rag"]
+
+
+def run(command: list[str]) -> tuple[str, float, float]:
+    """(stdout, wall seconds, peak RSS MB) of one child process."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    output = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"failed: {' '.join(command)}")
+    return output, time.perf_counter() - started, usage.ru_maxrss / 1024
+
+
+def evaluate(qa: Path, index: Path, adapter: Path | None, gold: bool, limit: int | None) -> dict:
+    command = CLI + ["eval", str(qa), "--split", "heldout", "--json", "--model", "smollm2-135m",
+                     "--index", str(index)]
+    command += ["--adapter", str(adapter)] if adapter else ["--no-adapter"]
+    command += ["--gold-context"] if gold else []
+    command += ["--limit", str(limit)] if limit else []
+    output, _, rss = run(command)
+    return {**json.loads(output), "rss": rss}
+
+
+def padded_loop_tokens_per_second(index: Path, train_qa: Path, steps: int, args) -> float:
+    """Tokens/s of a plain loop: fixed-length padding, random order, plain AdamW, same LoRA."""
+    import random
+
+    import torch
+
+    from hea_rag.finetune import TrainSettings, pad_batch, tokenize_example
+    from hea_rag.training import _examples, _load_base, _with_lora
+
+    settings = TrainSettings(max_length=args.max_length, batch_size=args.batch_size)
+    tokenizer, model = _load_base("smollm2-135m", "none", False)
+    examples = _examples(train_qa, "abstract", index, tokenizer, model.config, settings, 3)
+    model = _with_lora(model, settings, "none", False)
+    rows = [tokenize_example(tokenizer, e.prompt, e.answer, args.max_length) for e in examples]
+    random.Random(0).shuffle(rows)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-4)
+    model.train()
+    real_tokens, started = 0, time.perf_counter()
+    for step in range(steps):
+        batch_rows = rows[step * args.batch_size:(step + 1) * args.batch_size]
+        # one extra all-padding row of full length makes pad_batch pad everything to max_length
+        full = {"input_ids": [tokenizer.pad_token_id] * args.max_length,
+                "attention_mask": [0] * args.max_length, "labels": [-100] * args.max_length}
+        batch = pad_batch(batch_rows + [full], tokenizer.pad_token_id)
+        batch = {key: value[:-1] for key, value in batch.items()}
+        loss = model(**batch).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        real_tokens += sum(len(r["input_ids"]) for r in batch_rows)
+    return real_tokens / (time.perf_counter() - started)
+
+
+def main() -> None:
+    shared = shared_dir(ROOT)
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--index", type=Path)
+    parser.add_argument("--max-steps", type=int, default=160)
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--max-length", type=int, default=768)
+    parser.add_argument("--limit", type=int, default=None, help="held-out questions evaluated")
+    parser.add_argument("--padded-steps", type=int, default=10)
+    args = parser.parse_args()
+    qa = shared / "bench/dev_qa.jsonl"
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        index = args.index or tmp / "index"
+        if args.index is None:
+            run(CLI + ["index", str(shared / "data/hea_qa/Scopus_Abstracts_Dataset.csv"), "--index", str(index)])
+        train_qa = tmp / "train.jsonl"
+        train_qa.write_text("".join(line + "\n" for line in qa.read_text().splitlines()
+                                    if json.loads(line)["split"] == "train"))
+        before = {g: evaluate(qa, index, None, g, args.limit) for g in (True, False)}
+        adapter = tmp / "adapter"
+        output, wall, train_rss = run(CLI + [
+            "finetune", str(train_qa), "--model", "smollm2-135m", "--index", str(index),
+            "--output", str(adapter), "--max-steps", str(args.max_steps), "--batch-size",
+            str(args.batch_size), "--max-length", str(args.max_length), "--eval-fraction", "0"])
+        card = json.loads((adapter / "hea_rag_adapter.json").read_text())
+        after = {g: evaluate(qa, index, adapter, g, args.limit) for g in (True, False)}
+        padded = padded_loop_tokens_per_second(index, train_qa, args.padded_steps, args)
+    print(f"\n## Fine-tuning SmolLM2-135M on dev_qa train ({card['train_examples']} examples, "
+          f"{args.max_steps} steps of {args.batch_size}), scored on heldout\n")
+    print("| context | adapter | n | EM | F1 | contains | s/question | eval peak RSS (MB) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for label, table in (("none", before), ("trained", after)):
+        for gold, m in table.items():
+            print(f"| {'gold abstract' if gold else 'retrieved'} | {label} | {m['questions']} "
+                  f"| {m['exact_match']:.3f} | {m['f1']:.3f} | {m['contains']:.3f} "
+                  f"| {m['seconds_per_question']:.2f} | {m['rss']:.0f} |")
+    print("\n| training measure | value |")
+    print("|---|---|")
+    print(f"| finetune wall time (load, ground, train, save) | {wall:.0f} s |")
+    print(f"| finetune peak RSS | {train_rss:.0f} MB |")
+    print(f"| Trainer tokens/s (length-grouped, dynamic padding) | {card['tokens_per_second']:.0f} |")
+    print(f"| plain padded loop tokens/s (pad to {args.max_length}) | {padded:.0f} |")
+    print(f"| ratio | {card['tokens_per_second'] / padded:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
