@@ -81,7 +81,8 @@ class _StopAtAnswerEnd:
         import torch
 
         text = self.tokenizer.decode(input_ids[0, self.prompt_length:], skip_special_tokens=True)
-        return torch.full((input_ids.shape[0],), answer_complete(text), dtype=torch.bool)
+        return torch.full((input_ids.shape[0],), answer_complete(text), dtype=torch.bool,
+                          device=input_ids.device)
 
 
 class _AnswerStreamer:

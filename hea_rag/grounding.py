@@ -56,7 +56,7 @@ class Grounder:
         passages = paper_passages(self.retriever.reader, papers)
         prompt, _ = fit_prompt(pair.question, passages, self.count_tokens,
                                self.budget_for(pair.question))
-        if normalize_answer(pair.answer) not in normalize_answer(prompt):
+        if not _contains(prompt, pair.answer):
             return None  # the answer did not fit in the window: nothing to learn from
         return Example(prompt, pair.answer, f"paper:{paper}", pair.split)
 
@@ -73,7 +73,7 @@ class Grounder:
 
     def _holds(self, paper_id: int, pair: QAPair) -> bool:
         abstract = self.retriever.reader.papers([paper_id])[paper_id].abstract
-        if normalize_answer(pair.answer) not in normalize_answer(abstract):
+        if not _contains(abstract, pair.answer):
             return False
         alloys = {t for t in tokenize(pair.question) if t.startswith("sys_")}
         return not alloys or bool(alloys & set(tokenize(abstract)))
@@ -84,6 +84,12 @@ class Grounder:
             found = found[: self.top_k - 1]
             found.insert(int(_digest(question), 16) % (len(found) + 1), gold)
         return found
+
+
+def _contains(text: str, answer: str) -> bool:
+    """Whether `text` states `answer`, ignoring case, commas and spacing ("15.92 %" = "15.92%")."""
+    compact = lambda value: "".join(normalize_answer(value).split())  # noqa: E731
+    return compact(answer) in compact(text)
 
 
 def _digest(text: str) -> str:

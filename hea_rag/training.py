@@ -140,18 +140,26 @@ def _trainer(model, tokenizer, train, held, settings, output: Path, cuda: bool, 
         learning_rate=settings.lr, per_device_train_batch_size=settings.batch_size,
         per_device_eval_batch_size=settings.batch_size,
         gradient_accumulation_steps=settings.grad_accum,
-        train_sampling_strategy="group_by_length",  # similar lengths together: little padding
+        **_length_grouping(TrainingArguments),
         eval_strategy="epoch" if per_epoch_eval else "no", logging_steps=settings.logging_steps, save_steps=settings.save_steps,
         save_total_limit=2, report_to="none", remove_unused_columns=False,
         use_cpu=not cuda, bf16=cuda and torch.cuda.is_bf16_supported(),
         optim="paged_adamw_8bit" if cuda else "adamw_torch",
-        activation_checkpointing=cuda, disable_tqdm=not show_progress,
+        gradient_checkpointing=cuda, disable_tqdm=not show_progress,
     )
     return Trainer(
         model=model, args=arguments, train_dataset=_Tokenized(train, tokenizer, settings.max_length),
         eval_dataset=_Tokenized(held, tokenizer, settings.max_length) if held else None,
         data_collator=lambda features: pad_batch(features, tokenizer.pad_token_id),
     )
+
+
+def _length_grouping(arguments_class) -> dict:
+    """Batches of similar lengths, so little compute goes to padding. transformers renamed the
+    switch in 5.2x (`group_by_length` -> `train_sampling_strategy`); accept both."""
+    if "train_sampling_strategy" in arguments_class.__dataclass_fields__:
+        return {"train_sampling_strategy": "group_by_length"}
+    return {"group_by_length": True}
 
 
 def _last_checkpoint(folder: Path) -> Path | None:

@@ -203,3 +203,11 @@ def test_interrupted_run_resumes_from_its_last_checkpoint(tiny_qa, tiny_phi_dir,
     steps_logged = [row["step"] for row in state["log_history"] if "loss" in row]
     assert steps_logged == [1, 2, 3, 4]  # steps 1-2 come from the checkpoint, not a rerun from 0
     assert (output / "adapter_model.safetensors").exists()
+
+
+def test_grounding_matches_answers_whatever_their_spacing():
+    from hea_rag.grounding import _contains
+
+    assert _contains("the fracture strain was 15.92%. The average", "15.92 %")
+    assert _contains("a Strength of 1,200 MPa", "1200 MPa")
+    assert not _contains("the fracture strain was 15.9%.", "15.92 %")
