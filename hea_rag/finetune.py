@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -187,5 +186,3 @@ def _plot_loss(log_history, path: Path) -> None:
     figure.savefig(path)
     plt.close(figure)
 
-
-ProgressCallback = Callable[[str], None]

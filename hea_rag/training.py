@@ -28,14 +28,14 @@ def run_finetune(qa_path: Path, model_name: str, output: Path, context_mode: str
 
     cuda = _cuda()
     quantization = quantize or default_quantization(cuda)
-    tokenizer, model = _load_base(model_name, quantization, cuda)
-    examples = _examples(qa_path, context_mode, index_dir, tokenizer, model.config, settings,
+    tokenizer, model = load_base(model_name, quantization, cuda)
+    examples = build_examples(qa_path, context_mode, index_dir, tokenizer, model.config, settings,
                          top_k)
     train, held = split_by_paper(examples, settings.eval_fraction, settings.seed)
     if not train:
         raise HeaRagError(f"{qa_path}: no training example left after grounding and splitting")
     status(f"finetune: {len(train)} training examples, {len(held)} held out (whole papers)")
-    model = _with_lora(model, settings, quantization, cuda)
+    model = with_lora(model, settings, quantization, cuda)
     per_epoch_eval = bool(held) and (cuda or quantization == "none")
     trainer = _trainer(model, tokenizer, train, held, settings, output, cuda, show_progress,
                        per_epoch_eval)
@@ -56,7 +56,7 @@ def run_finetune(qa_path: Path, model_name: str, output: Path, context_mode: str
     return result
 
 
-def _load_base(model_name: str, quantization: str, cuda: bool):
+def load_base(model_name: str, quantization: str, cuda: bool):
     import torch
 
     from hea_rag.generator import load_pretrained, model_source, precision_kwargs
@@ -73,7 +73,7 @@ def _load_base(model_name: str, quantization: str, cuda: bool):
     return tokenizer, load_pretrained(model_name, "model", source, {**extra, **kwargs})
 
 
-def _examples(qa_path, context_mode, index_dir, tokenizer, model_config, settings, top_k):
+def build_examples(qa_path, context_mode, index_dir, tokenizer, model_config, settings, top_k):
     pairs, report = load_pairs(qa_path)
     dropped = ", ".join(f"{n} {why}" for why, n in report.dropped.items()) or "none"
     status(f"finetune: {report.kept} QA pairs kept ({report.cleaned} answers cleaned), "
@@ -102,7 +102,7 @@ def _examples(qa_path, context_mode, index_dir, tokenizer, model_config, setting
     return kept
 
 
-def _with_lora(model, settings: TrainSettings, quantization: str, cuda: bool):
+def with_lora(model, settings: TrainSettings, quantization: str, cuda: bool):
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
     targets = settings.target_modules or default_target_modules(model)

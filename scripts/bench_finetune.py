@@ -58,12 +58,12 @@ def padded_loop_tokens_per_second(index: Path, train_qa: Path, steps: int, args)
     import torch
 
     from hea_rag.finetune import TrainSettings, pad_batch, tokenize_example
-    from hea_rag.training import _examples, _load_base, _with_lora
+    from hea_rag.training import build_examples, load_base, with_lora
 
     settings = TrainSettings(max_length=args.max_length, batch_size=args.batch_size)
-    tokenizer, model = _load_base("smollm2-135m", "none", False)
-    examples = _examples(train_qa, "abstract", index, tokenizer, model.config, settings, 3)
-    model = _with_lora(model, settings, "none", False)
+    tokenizer, model = load_base("smollm2-135m", "none", False)
+    examples = build_examples(train_qa, "abstract", index, tokenizer, model.config, settings, 3)
+    model = with_lora(model, settings, "none", False)
     rows = [tokenize_example(tokenizer, e.prompt, e.answer, args.max_length) for e in examples]
     random.Random(0).shuffle(rows)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-4)
