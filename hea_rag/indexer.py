@@ -130,11 +130,14 @@ def _passage_texts(paper: Paper, embedder, params: ChunkingParams) -> list[str]:
 
 
 def _embed(embedder, texts: list[str], on_progress: Progress | None, batch: int = 64):
+    """Vectors in the order of `texts`, embedded longest first so each batch pads little."""
     import numpy as np
 
-    parts = []
-    for start in range(0, len(texts), batch):
-        parts.append(embedder.encode(texts[start : start + batch]))
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
+    vectors = np.zeros((len(texts), embedder.dimension), dtype="float32")
+    for start in range(0, len(order), batch):
+        chosen = order[start : start + batch]
+        vectors[chosen] = embedder.encode([texts[i] for i in chosen])
         if on_progress:
             on_progress(min(start + batch, len(texts)), len(texts))
-    return np.concatenate(parts) if parts else embedder.encode([])
+    return vectors

@@ -1,11 +1,12 @@
 """Fine-tuning benchmark: SmolLM2-135M on dev_qa `train`, scored with `hea-rag eval` on `heldout`.
 
     .venv/bin/python scripts/bench_finetune.py [--max-steps 160] [--limit N] [--padded-steps 10]
+        [--contexts abstract,retrieved]
 
 1. indexes the shared CSV (or reuses --index);
 2. `hea-rag eval` before training (no adapter), gold-abstract and retrieved context;
-3. `hea-rag finetune` on the `train` items only (abstract context), timing it;
-4. `hea-rag eval` after, with the adapter;
+3. for each training context mode: `hea-rag finetune --context MODE` on the `train` items only,
+   timing it, then `hea-rag eval` with that adapter;
 5. a plain padded loop (every batch padded to --max-length, no length grouping) for a few steps
    on the same examples, for the training tokens/s ratio measured in this same run.
 Prints EM, F1 and contains before/after, tokens/s, wall time and peak RSS of each process.
@@ -93,6 +94,8 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=768)
     parser.add_argument("--limit", type=int, default=None, help="held-out questions evaluated")
     parser.add_argument("--padded-steps", type=int, default=10)
+    parser.add_argument("--contexts", default="abstract,retrieved",
+                        help="training context modes to compare, comma-separated")
     args = parser.parse_args()
     qa = shared / "bench/dev_qa.jsonl"
     with tempfile.TemporaryDirectory() as tmp:
@@ -103,31 +106,43 @@ def main() -> None:
         train_qa = tmp / "train.jsonl"
         train_qa.write_text("".join(line + "\n" for line in qa.read_text().splitlines()
                                     if json.loads(line)["split"] == "train"))
-        before = {g: evaluate(qa, index, None, g, args.limit) for g in (True, False)}
-        adapter = tmp / "adapter"
-        output, wall, train_rss = run(CLI + [
-            "finetune", str(train_qa), "--model", "smollm2-135m", "--index", str(index),
-            "--output", str(adapter), "--max-steps", str(args.max_steps), "--batch-size",
-            str(args.batch_size), "--max-length", str(args.max_length), "--eval-fraction", "0"])
-        card = json.loads((adapter / "hea_rag_adapter.json").read_text())
-        after = {g: evaluate(qa, index, adapter, g, args.limit) for g in (True, False)}
+        tables = {"none": {g: evaluate(qa, index, None, g, args.limit) for g in (True, False)}}
+        trained = {}
+        for mode in args.contexts.split(","):
+            adapter = tmp / f"adapter-{mode}"
+            _, wall, rss = run(CLI + [
+                "finetune", str(train_qa), "--model", "smollm2-135m", "--index", str(index),
+                "--context", mode, "--output", str(adapter), "--max-steps", str(args.max_steps),
+                "--batch-size", str(args.batch_size), "--max-length", str(args.max_length),
+                "--eval-fraction", "0"])
+            card = json.loads((adapter / "hea_rag_adapter.json").read_text())
+            trained[mode] = {"wall": wall, "rss": rss, "card": card}
+            tables[f"trained, {mode} context"] = {
+                g: evaluate(qa, index, adapter, g, args.limit) for g in (True, False)}
         padded = padded_loop_tokens_per_second(index, train_qa, args.padded_steps, args)
-    print(f"\n## Fine-tuning SmolLM2-135M on dev_qa train ({card['train_examples']} examples, "
-          f"{args.max_steps} steps of {args.batch_size}), scored on heldout\n")
-    print("| context | adapter | n | EM | F1 | contains | s/question | eval peak RSS (MB) |")
+    print_tables(args, tables, trained, padded)
+
+
+def print_tables(args, tables: dict, trained: dict, padded: float) -> None:
+    print(f"\n## Fine-tuning SmolLM2-135M on dev_qa train ({args.max_steps} steps of "
+          f"{args.batch_size}), scored on heldout\n")
+    print("| eval context | adapter | n | EM | F1 | contains | s/question | eval peak RSS (MB) |")
     print("|---|---|---|---|---|---|---|---|")
-    for label, table in (("none", before), ("trained", after)):
+    for label, table in tables.items():
         for gold, m in table.items():
             print(f"| {'gold abstract' if gold else 'retrieved'} | {label} | {m['questions']} "
                   f"| {m['exact_match']:.3f} | {m['f1']:.3f} | {m['contains']:.3f} "
                   f"| {m['seconds_per_question']:.2f} | {m['rss']:.0f} |")
-    print("\n| training measure | value |")
-    print("|---|---|")
-    print(f"| finetune wall time (load, ground, train, save) | {wall:.0f} s |")
-    print(f"| finetune peak RSS | {train_rss:.0f} MB |")
-    print(f"| Trainer tokens/s (length-grouped, dynamic padding) | {card['tokens_per_second']:.0f} |")
-    print(f"| plain padded loop tokens/s (pad to {args.max_length}) | {padded:.0f} |")
-    print(f"| ratio | {card['tokens_per_second'] / padded:.2f}x |")
+    print("\n| training context | examples | wall (load, ground, train, save) | peak RSS (MB) "
+          "| Trainer tokens/s | padded loop tokens/s | ratio |")
+    print("|---|---|---|---|---|---|---|")
+    for mode, run_ in trained.items():
+        card = run_["card"]
+        print(f"| {mode} | {card['train_examples']} | {run_['wall']:.0f} s | {run_['rss']:.0f} "
+              f"| {card['tokens_per_second']:.0f} | {padded:.0f} "
+              f"| {card['tokens_per_second'] / padded:.2f}x |")
+    print(f"\nThe padded loop pads every batch to {args.max_length} tokens, in random order, on "
+          "`abstract`-context examples.")
 
 
 if __name__ == "__main__":
