@@ -268,9 +268,10 @@ def _eval_row_sink(sink, bar, total: int):
 @click.option("--output", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Adapter folder.  [default: INDEX/adapter, which `ask` then uses]")
 @click.option("--context", "context_mode", type=click.Choice(["abstract", "retrieved", "given"]),
-              default="abstract", show_default=True,
-              help="What goes before each question: the indexed abstract holding the answer, the "
-                   "passages `ask` would retrieve (gold included), or the file's own context.")
+              default="retrieved", show_default=True,
+              help="What goes before each question: the passages `ask` would retrieve (gold "
+                   "included; best end to end in the README's measurement), the indexed abstract "
+                   "holding the answer, or the file's own context.")
 @click.option("--rank", type=click.IntRange(1), default=8, show_default=True)
 @click.option("--alpha", type=click.IntRange(1), default=16, show_default=True)
 @click.option("--dropout", type=click.FloatRange(0, 1), default=0.05, show_default=True)

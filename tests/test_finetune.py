@@ -211,3 +211,42 @@ def test_grounding_matches_answers_whatever_their_spacing():
     assert _contains("the fracture strain was 15.92%. The average", "15.92 %")
     assert _contains("a Strength of 1,200 MPa", "1200 MPa")
     assert not _contains("the fracture strain was 15.9%.", "15.92 %")
+
+
+# --- the command line: defaults end to end ----------------------------------------------------
+
+CORPUS_QA = [
+    ("What compressive yield strength did MoNbVTa0.5Cr reach at room temperature?", "2783 MPa"),
+    ("How much Laves phase did the BCC matrix of MoNbVTa0.5Cr hold?", "20.45 %"),
+    ("What yield strength did the annealed Al0.3CoCrFeNi reach?", "650 MPa"),
+    ("What elongation did the rolled Al0.3CoCrFeNi keep?", "35 %"),
+    ("What Vickers hardness did the (TiZrHfCr)C ceramics reach?", "24.5 GPa"),
+    ("At what temperature was (TiZrHfCr)C synthesized?", "2000 °C"),
+]
+
+
+def test_finetune_command_defaults_to_retrieved_context_and_ask_then_uses_the_adapter(
+        corpus_csv, tiny_phi_dir, tmp_path):
+    from click.testing import CliRunner
+
+    from hea_rag.cli import cli
+    from hea_rag.indexer import index_paths
+
+    folder = tmp_path / "index"
+    index_paths([str(corpus_csv)], folder)
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text("".join(json.dumps({"question": q, "answer": a}) + "\n" for q, a in CORPUS_QA))
+    result = CliRunner().invoke(cli, [
+        "finetune", str(qa), "--model", str(tiny_phi_dir), "--index", str(folder),
+        "--max-steps", "2", "--batch-size", "2", "--max-length", "256", "--eval-fraction", "0"])
+    assert result.exit_code == 0, result.stderr
+    assert "pairs grounded (retrieved context)" in result.stderr
+    adapter = folder / "adapter"
+    metadata = json.loads((adapter / "hea_rag_adapter.json").read_text())
+    assert metadata["context_mode"] == "retrieved" and metadata["train_examples"] == len(CORPUS_QA)
+
+    answer = CliRunner().invoke(cli, ["ask", CORPUS_QA[0][0], "--json", "--model", str(tiny_phi_dir),
+                                      "--index", str(folder), "--max-new-tokens", "2"])
+    assert answer.exit_code == 0, answer.stderr
+    record = json.loads(answer.stdout)
+    assert record["adapter"] == str(adapter) and record["sources"]
