@@ -19,11 +19,15 @@ from hea_rag.retrieve import Hit, Retriever
 DEFAULT_MIN_SCORE = 0.30
 ADAPTER_DIRNAME = "adapter"
 NOT_ANSWERABLE = "The indexed abstracts do not seem to answer this question."
+# abstention looks at this many best papers whatever -k is: --min-score was calibrated on them
+GATE_HITS = 3
 
 
 @dataclass(frozen=True)
 class AskSettings:
-    top_k: int = 3  # papers whose passages may go into the prompt
+    # papers whose passages go into the prompt: one beat three end to end with a trained adapter
+    # (distractor passages mislead a small model more than a missed paper costs; see README)
+    top_k: int = 1
     max_new_tokens: int = 48
     context_tokens: int = 768  # cap on the context, for speed; the model window caps it too
     min_score: float = DEFAULT_MIN_SCORE
@@ -65,17 +69,19 @@ class Answerer:
     def ask(self, question: str, context: str | None = None,
             on_text: Callable[[str], None] | None = None, hits: list[Hit] | None = None) -> Answer:
         """Answer one question. `hits`, when given, are search results to use (best first)
-        instead of searching again; only the first `top_k` are used."""
+        instead of searching again; the first `top_k` go into the prompt, the first `GATE_HITS` (or
+        `top_k`, if more) decide whether to abstain."""
         started = time.perf_counter()
         if context is not None:
             hits = []
         elif hits is None:
             hits = self._retrieve(question)
+        gate_hits = hits[: max(self.settings.top_k, GATE_HITS)]
         hits = hits[: self.settings.top_k]
         retrieved = time.perf_counter()
         answer = Answer(question=question, answer="", answerable=True, model=self.generator.name,
                         adapter=self.generator.adapter)
-        if context is None and not self._relevant(hits):
+        if context is None and not self._relevant(gate_hits):
             answer.answerable, answer.answer = False, NOT_ANSWERABLE
         else:
             prompt, answer.sources = self._prompt(question, context, hits)
@@ -87,7 +93,7 @@ class Answerer:
     def _retrieve(self, question: str) -> list[Hit]:
         if self.retriever is None:
             raise ValueError("asking without --context needs an index")
-        return self.retriever.search(question, k=self.settings.top_k)
+        return self.retriever.search(question, k=max(self.settings.top_k, GATE_HITS))
 
     def _relevant(self, hits: list[Hit]) -> bool:
         return bool(hits) and max(h.dense or 0.0 for h in hits) >= self.settings.min_score

@@ -137,7 +137,7 @@ def generator_options(command):
         click.option("--quantize", type=click.Choice(["4bit", "8bit", "none"]), default=None,
                      help="Base model precision. Default: 4bit on CUDA, none (bf16/fp32) on CPU."),
         click.option("--max-new-tokens", type=click.IntRange(1, 1024), default=48, show_default=True),
-        click.option("-k", "--top-k", "k", type=click.IntRange(1, 20), default=3, show_default=True,
+        click.option("-k", "--top-k", "k", type=click.IntRange(1, 20), default=1, show_default=True,
                      help="Papers whose passages may go into the prompt."),
         click.option("--context-tokens", type=click.IntRange(16, 32768), default=768,
                      show_default=True, help="Most context tokens (the model window caps it too)."),
@@ -268,10 +268,10 @@ def _eval_row_sink(sink, bar, total: int):
 @click.option("--output", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Adapter folder.  [default: INDEX/adapter, which `ask` then uses]")
 @click.option("--context", "context_mode", type=click.Choice(["abstract", "retrieved", "given"]),
-              default="retrieved", show_default=True,
-              help="What goes before each question: the passages `ask` would retrieve (gold "
-                   "included; best end to end in the README's measurement), the indexed abstract "
-                   "holding the answer, or the file's own context.")
+              default="abstract", show_default=True,
+              help="What goes before each question: the indexed abstract holding the answer "
+                   "(best end to end in the README's measurement), the passages `ask` would "
+                   "retrieve (gold included), or the file's own context.")
 @click.option("--rank", type=click.IntRange(1), default=8, show_default=True)
 @click.option("--alpha", type=click.IntRange(1), default=16, show_default=True)
 @click.option("--dropout", type=click.FloatRange(0, 1), default=0.05, show_default=True)

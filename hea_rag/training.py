@@ -23,7 +23,7 @@ from hea_rag.qa_data import load_pairs
 
 def run_finetune(qa_path: Path, model_name: str, output: Path, context_mode: str,
                  index_dir: Path, settings: TrainSettings, quantize: str | None = None,
-                 top_k: int = 3, show_progress: bool = False) -> FinetuneResult:
+                 top_k: int | None = None, show_progress: bool = False) -> FinetuneResult:
     from hea_rag.generator import Generator, default_quantization
 
     cuda = _cuda()
@@ -80,6 +80,7 @@ def build_examples(qa_path, context_mode, index_dir, tokenizer, model_config, se
            f"dropped: {dropped}")
     from hea_rag.answer import AskSettings, prompt_budget
 
+    top_k = top_k or AskSettings().top_k  # retrieved contexts hold what `ask` would show
     count = lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])  # noqa: E731
     window = int(getattr(model_config, "max_position_embeddings", None) or 2048)
 

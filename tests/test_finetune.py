@@ -225,7 +225,7 @@ CORPUS_QA = [
 ]
 
 
-def test_finetune_command_defaults_to_retrieved_context_and_ask_then_uses_the_adapter(
+def test_finetune_command_defaults_to_abstract_context_and_ask_then_uses_the_adapter(
         corpus_csv, tiny_phi_dir, tmp_path):
     from click.testing import CliRunner
 
@@ -240,10 +240,10 @@ def test_finetune_command_defaults_to_retrieved_context_and_ask_then_uses_the_ad
         "finetune", str(qa), "--model", str(tiny_phi_dir), "--index", str(folder),
         "--max-steps", "2", "--batch-size", "2", "--max-length", "256", "--eval-fraction", "0"])
     assert result.exit_code == 0, result.stderr
-    assert "pairs grounded (retrieved context)" in result.stderr
+    assert "pairs grounded (abstract context)" in result.stderr
     adapter = folder / "adapter"
     metadata = json.loads((adapter / "hea_rag_adapter.json").read_text())
-    assert metadata["context_mode"] == "retrieved" and metadata["train_examples"] == len(CORPUS_QA)
+    assert metadata["context_mode"] == "abstract" and metadata["train_examples"] == len(CORPUS_QA)
 
     answer = CliRunner().invoke(cli, ["ask", CORPUS_QA[0][0], "--json", "--model", str(tiny_phi_dir),
                                       "--index", str(folder), "--max-new-tokens", "2"])
