@@ -1,7 +1,7 @@
 """Fine-tuning benchmark: SmolLM2-135M on dev_qa `train`, scored with `hea-rag eval` on `heldout`.
 
     .venv/bin/python scripts/bench_finetune.py [--max-steps 160] [--limit N] [--padded-steps 10]
-        [--contexts abstract,retrieved]
+        [--contexts abstract,retrieved] [--reuse MODE=ADAPTER_DIR]
 
 1. indexes the shared CSV (or reuses --index);
 2. `hea-rag eval` before training (no adapter), gold-abstract and retrieved context;
@@ -9,6 +9,9 @@
    timing it, then `hea-rag eval` with that adapter;
 5. a plain padded loop (every batch padded to --max-length, no length grouping) for a few steps
    on the same examples, for the training tokens/s ratio measured in this same run.
+`--reuse abstract=DIR` scores an adapter that `hea-rag finetune --context abstract` already wrote
+with this script's settings instead of training it again (its card holds the tokens/s; the wall
+time and peak RSS are then those of this script's run, not of training).
 Prints EM, F1 and contains before/after, tokens/s, wall time and peak RSS of each process.
 """
 
@@ -94,6 +97,8 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=768)
     parser.add_argument("--limit", type=int, default=None, help="held-out questions evaluated")
     parser.add_argument("--padded-steps", type=int, default=10)
+    parser.add_argument("--reuse", action="append", default=[], metavar="MODE=DIR",
+                        help="score this already trained adapter for MODE instead of training")
     parser.add_argument("--contexts", default="abstract,retrieved",
                         help="training context modes to compare, comma-separated")
     args = parser.parse_args()
@@ -108,13 +113,16 @@ def main() -> None:
                                     if json.loads(line)["split"] == "train"))
         tables = {"none": {g: evaluate(qa, index, None, g, args.limit) for g in (True, False)}}
         trained = {}
+        reused = dict(item.split("=", 1) for item in args.reuse)
         for mode in args.contexts.split(","):
-            adapter = tmp / f"adapter-{mode}"
-            _, wall, rss = run(CLI + [
-                "finetune", str(train_qa), "--model", "smollm2-135m", "--index", str(index),
-                "--context", mode, "--output", str(adapter), "--max-steps", str(args.max_steps),
-                "--batch-size", str(args.batch_size), "--max-length", str(args.max_length),
-                "--eval-fraction", "0"])
+            adapter = Path(reused[mode]) if mode in reused else tmp / f"adapter-{mode}"
+            wall = rss = 0.0
+            if mode not in reused:
+                _, wall, rss = run(CLI + [
+                    "finetune", str(train_qa), "--model", "smollm2-135m", "--index", str(index),
+                    "--context", mode, "--output", str(adapter), "--max-steps", str(args.max_steps),
+                    "--batch-size", str(args.batch_size), "--max-length", str(args.max_length),
+                    "--eval-fraction", "0"])
             card = json.loads((adapter / "hea_rag_adapter.json").read_text())
             trained[mode] = {"wall": wall, "rss": rss, "card": card}
             tables[f"trained, {mode} context"] = {
@@ -138,7 +146,9 @@ def print_tables(args, tables: dict, trained: dict, padded: float) -> None:
     print("|---|---|---|---|---|---|---|")
     for mode, run_ in trained.items():
         card = run_["card"]
-        print(f"| {mode} | {card['train_examples']} | {run_['wall']:.0f} s | {run_['rss']:.0f} "
+        wall = f"{run_['wall']:.0f} s" if run_["wall"] else "reused"
+        rss = f"{run_['rss']:.0f}" if run_["rss"] else "reused"
+        print(f"| {mode} | {card['train_examples']} | {wall} | {rss} "
               f"| {card['tokens_per_second']:.0f} | {padded:.0f} "
               f"| {card['tokens_per_second'] / padded:.2f}x |")
     print(f"\nThe padded loop pads every batch to {args.max_length} tokens, in random order, on "
