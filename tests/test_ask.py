@@ -116,3 +116,24 @@ def test_finetune_retrieved_prompts_equal_the_prompts_ask_sends(folder):
             example = grounder.ground(QAPair(question, answer))
             assert example is not None and example.prompt == ask_prompt
             assert ask_prompt.endswith(f"\nQuestion: {question}\nAnswer:")
+
+
+def test_abstention_weighs_the_best_three_papers_whatever_k(folder):
+    """With -k 1 the prompt shows one paper, but the calibrated gate still sees three: a first
+    paper whose shown passage is far from the question must not make a good question refused."""
+    from dataclasses import replace
+
+    from hea_rag.answer import GATE_HITS, Answerer, AskSettings
+    from hea_rag.generator import load_generator
+    from hea_rag.retrieve import open_retriever
+
+    settings = AskSettings(top_k=1, max_new_tokens=1)
+    with open_retriever(folder) as retriever:
+        answerer = Answerer(load_generator("smollm2-135m"), retriever, settings)
+        hits = answerer._retrieve(QUESTION)
+        assert len(hits) == GATE_HITS == 3
+        far_first = [replace(hits[0], dense=0.0), replace(hits[1], dense=0.9), hits[2]]
+        assert answerer.ask(QUESTION, hits=far_first).answerable
+        assert len(answerer.ask(QUESTION, hits=far_first).sources) == 1
+        all_far = [replace(hit, dense=0.0) for hit in hits]
+        assert not answerer.ask(QUESTION, hits=all_far).answerable
