@@ -76,7 +76,7 @@ class Answerer:
             hits = []
         elif hits is None:
             hits = self._retrieve(question)
-        gate_hits = hits[: max(self.settings.top_k, GATE_HITS)]
+        gate_hits = hits[: self._search_k]
         hits = hits[: self.settings.top_k]
         retrieved = time.perf_counter()
         answer = Answer(question=question, answer="", answerable=True, model=self.generator.name,
@@ -93,7 +93,11 @@ class Answerer:
     def _retrieve(self, question: str) -> list[Hit]:
         if self.retriever is None:
             raise ValueError("asking without --context needs an index")
-        return self.retriever.search(question, k=max(self.settings.top_k, GATE_HITS))
+        return self.retriever.search(question, k=self._search_k)
+
+    @property
+    def _search_k(self) -> int:
+        return max(self.settings.top_k, GATE_HITS)
 
     def _relevant(self, hits: list[Hit]) -> bool:
         return bool(hits) and max(h.dense or 0.0 for h in hits) >= self.settings.min_score

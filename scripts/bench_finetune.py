@@ -7,11 +7,11 @@
 2. `hea-rag eval` before training (no adapter), gold-abstract and retrieved context;
 3. for each training context mode: `hea-rag finetune --context MODE` on the `train` items only,
    timing it, then `hea-rag eval` with that adapter;
-5. a plain padded loop (every batch padded to --max-length, no length grouping) for a few steps
+4. a plain padded loop (every batch padded to --max-length, no length grouping) for a few steps
    on the same examples, for the training tokens/s ratio measured in this same run.
 `--reuse abstract=DIR` scores an adapter that `hea-rag finetune --context abstract` already wrote
-with this script's settings instead of training it again (its card holds the tokens/s; the wall
-time and peak RSS are then those of this script's run, not of training).
+with this script's settings instead of training it again (its card holds the training tokens/s;
+wall time and peak RSS of training print as "reused").
 Prints EM, F1 and contains before/after, tokens/s, wall time and peak RSS of each process.
 """
 
@@ -66,7 +66,7 @@ def padded_loop_tokens_per_second(index: Path, train_qa: Path, steps: int, args)
 
     settings = TrainSettings(max_length=args.max_length, batch_size=args.batch_size)
     tokenizer, model = load_base("smollm2-135m", "none", False)
-    examples = build_examples(train_qa, "abstract", index, tokenizer, model.config, settings, 3)
+    examples = build_examples(train_qa, "abstract", index, tokenizer, model.config, settings, None)
     model = with_lora(model, settings, "none", False)
     rows = [tokenize_example(tokenizer, e.prompt, e.answer, args.max_length) for e in examples]
     random.Random(0).shuffle(rows)
