@@ -42,8 +42,26 @@ class UserFacingError(click.ClickException):
         status(f"hea-rag: error: {self.message}")
 
 
+def _enable_debug(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        os.environ[config.ENV_DEBUG] = "1"  # library loaders read it to keep their logs
+
+
+def _debug_option() -> click.Option:
+    return click.Option(["--debug"], is_flag=True, expose_value=False, is_eager=True,
+                        callback=_enable_debug, envvar=config.ENV_DEBUG,
+                        help="Show tracebacks on errors.")
+
+
 class Group(click.Group):
-    """Turns every failure into one line and an exit code; `--debug` adds the traceback."""
+    """Turns every failure into one line and an exit code; `--debug` adds the traceback.
+
+    `--debug` works before the subcommand and after it: every command gets the option too.
+    """
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        cmd.params.append(_debug_option())
+        super().add_command(cmd, name)
 
     def invoke(self, ctx: click.Context):
         try:
@@ -53,22 +71,22 @@ class Group(click.Group):
         except KeyboardInterrupt:
             raise UserFacingError("interrupted", 130) from None
         except Exception as error:  # noqa: BLE001 - the last line of defence for a one-line message
-            if ctx.params.get("debug") or config.debug_enabled():
+            debug = config.debug_enabled()
+            if debug:
                 traceback.print_exc()
             if isinstance(error, HeaRagError):
                 raise UserFacingError(str(error), error.exit_code) from error
             message = f"internal error: {type(error).__name__}: {error}".splitlines()[0]
-            raise UserFacingError(message + " (rerun with --debug for details)") from error
+            hint = "" if debug else " (rerun with --debug for details)"
+            raise UserFacingError(message + hint) from error
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="hea-rag")
-@click.option("--debug", is_flag=True, envvar=config.ENV_DEBUG, help="Show tracebacks on errors.")
-@click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
+@click.option("--debug", is_flag=True, expose_value=False, is_eager=True, callback=_enable_debug,
+              envvar=config.ENV_DEBUG, help="Show tracebacks on errors (also after the command).")
+def cli() -> None:
     """Answer questions about High Entropy Alloys from an index of paper abstracts."""
-    if debug:
-        os.environ[config.ENV_DEBUG] = "1"  # library loaders read it to keep their logs
 
 
 @cli.command()
