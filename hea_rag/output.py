@@ -62,7 +62,8 @@ def _print_hits_rich(hits: list[Hit], query: str | None) -> None:
     from rich.console import Console
     from rich.markup import escape
 
-    console = Console()
+    # no automatic highlighting: it colours the digits of alloy names (the "1" of AlCoCrFeNi2.1)
+    console = Console(highlight=False)
     if query is not None:
         console.rule(escape(query))
     if not hits:

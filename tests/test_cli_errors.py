@@ -54,3 +54,21 @@ def test_internal_error_with_debug_does_not_suggest_it_again(monkeypatch, tmp_pa
     assert "Traceback" in result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
         "hea-rag: error: internal error: RuntimeError: simulated bug")
+
+
+def test_search_highlighting_leaves_alloy_names_whole(monkeypatch, capsys):
+    """On a terminal, titles and passages are printed without colouring digits inside formulas."""
+    from hea_rag import output
+    from hea_rag.retrieve import Hit
+    from hea_rag.store import PaperRow
+
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    monkeypatch.setattr(output, "stdout_is_tty", lambda: True)
+    paper = PaperRow(1, "10.9999/x", "Eutectic AlCoCrFeNi2.1 lamellae", None, 2022, None, "text")
+    hit = Hit(rank=1, score=1.5, paper=paper, passage_id=1,
+              text="The eutectic AlCoCrFeNi2.1 alloy and (FeCoNi)86Al7Ti7.", dense=0.5, lexical=2.0)
+    output.print_hits([hit])
+    shown = capsys.readouterr().out
+    assert "\x1b[" in shown  # colours are on: the test would notice highlighting
+    assert "Eutectic AlCoCrFeNi2.1 lamellae" in shown
+    assert "AlCoCrFeNi2.1 alloy and (FeCoNi)86Al7Ti7." in shown
