@@ -3,6 +3,9 @@
 all-MiniLM-L6-v2 silently truncates past 256 word pieces, so an abstract embedded whole loses its
 tail. Sentences are packed greedily up to `max_tokens`; a sentence longer than that on its own is
 cut on word boundaries, so no passage is ever truncated by the embedder.
+
+The work is linear in the text's length: each sentence is counted once, and an over-long one is
+cut by packing its words, each counted once (WordPiece counts of words add up exactly).
 """
 
 from __future__ import annotations
@@ -51,14 +54,39 @@ def chunk_text(text: str, count_tokens: TokenCounter, params: ChunkingParams) ->
 def _fit(sentence: str, count_tokens: TokenCounter, limit: int) -> list[tuple[str, int]]:
     """The sentence as (text, tokens) pieces, cut on word boundaries when it exceeds `limit`."""
     size = count_tokens(sentence)
-    if size <= limit:
-        return [(sentence, size)]
     words = sentence.split()
-    if len(words) == 1:
-        return [(sentence, size)]  # a single unbreakable token run: let the embedder truncate it
+    if size <= limit or len(words) == 1:  # one unbreakable token run: let the embedder truncate it
+        return [(sentence, size)]
+    return [piece for group in _word_groups(words, count_tokens, limit)
+            for piece in _halve(group, count_tokens, limit)]
+
+
+def _word_groups(words: list[str], count_tokens: TokenCounter, limit: int) -> list[list[str]]:
+    """`words` packed greedily into runs of at most `limit` tokens, each word counted once."""
+    overhead = count_tokens("")  # special tokens such as [CLS] and [SEP], counted once per piece
+    costs: dict[str, int] = {}
+    groups: list[list[str]] = [[]]
+    size = overhead
+    for word in words:
+        if word not in costs:
+            costs[word] = count_tokens(word) - overhead
+        if groups[-1] and size + costs[word] > limit:
+            groups.append([])
+            size = overhead
+        groups[-1].append(word)
+        size += costs[word]
+    return groups
+
+
+def _halve(words: list[str], count_tokens: TokenCounter, limit: int) -> list[tuple[str, int]]:
+    """The words as one piece when it fits (always, for WordPiece), else cut in halves: the
+    safety net for tokenizers whose word counts do not add up, such as byte-level BPE."""
+    text = " ".join(words)
+    size = count_tokens(text)
+    if size <= limit or len(words) == 1:
+        return [(text, size)]
     middle = len(words) // 2
-    halves = (" ".join(words[:middle]), " ".join(words[middle:]))
-    return [piece for half in halves for piece in _fit(half, count_tokens, limit)]
+    return _halve(words[:middle], count_tokens, limit) + _halve(words[middle:], count_tokens, limit)
 
 
 def _pack(pieces: list[tuple[str, int]], params: ChunkingParams) -> list[str]:

@@ -66,6 +66,35 @@ def test_long_single_sentence_is_cut_on_word_boundaries(count):
     assert words(passages) == sentence.split()  # cut between words, none lost or split
 
 
+def test_chunking_is_linear_in_text_length(count):
+    """A runaway sentence (bug 8) is counted a bounded number of times over, not once per level
+    of a recursive halving: the token counter sees at most 3x the text (sentence, words, pieces)."""
+    given: list[int] = []
+
+    def counting(text: str) -> int:
+        given.append(len(text))
+        return count(text)
+
+    sentence = " ".join(f"the CoCrFeNi sample {n} was annealed at {600 + n} °C" for n in range(3000))
+    assert len(split_sentences(sentence)) == 1 and len(sentence) > 100_000
+    passages = chunk_text(sentence, counting, ChunkingParams(max_tokens=64))
+    assert sum(given) <= 3 * len(sentence), sum(given) / len(sentence)
+    assert len(passages) > 100 and all(count(p) <= 64 for p in passages)
+    assert words(passages) == sentence.split()
+
+
+def test_pieces_fit_when_word_counts_do_not_add_up():
+    """With a tokenizer whose count of joined words exceeds the sum of their own counts (as
+    byte-level BPE can), over-long pieces are halved until they fit."""
+    def count(text: str) -> int:  # every word 1 token, every space between words 1 more
+        return 2 * len(text.split()) - 1 if text.split() else 0
+
+    sentence = " ".join(f"word{n}" for n in range(200)) + "."
+    passages = chunk_text(sentence, count, ChunkingParams(max_tokens=16))
+    assert all(count(p) <= 16 for p in passages)
+    assert words(passages) == sentence.split()
+
+
 def test_unbreakable_token_run_is_kept_whole(count):
     blob = "Al0.3CoCrFeNi" * 30  # one "word" longer than the limit: nothing to cut on
     passages = chunk_text(blob, count, ChunkingParams(max_tokens=16))

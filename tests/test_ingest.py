@@ -14,6 +14,7 @@ from hea_rag.errors import InputError
 from hea_rag.ingest import Failed, Paper, Skipped, read_path, sniff_format
 from hea_rag.ingest.clean import clean_abstract
 from hea_rag.ingest.doi import doi_from_link, normalize_doi
+from hea_rag.ingest.records import MAX_ABSTRACT_CHARS
 
 SCOPUS_LINK = (
     "https://www.scopus.com/inward/record.uri?eid=2-s2.0-85000000001"
@@ -385,6 +386,25 @@ def test_text_file_is_one_paper(tmp_path, text, title):
 def test_empty_text_file_is_skipped(tmp_path):
     path = write(tmp_path, "empty.txt", "\n\n")
     assert list(read_path(path)) == [Skipped(path, "empty abstract")]
+
+
+def test_runaway_text_file_is_skipped_with_its_length(tmp_path):
+    """A huge one-line file is no abstract: skipped, named, with its length (bug 8)."""
+    text = "CoCrFeNi was annealed at 900 °C " * 4000  # 128,000 characters, no newline
+    path = write(tmp_path, "runaway.txt", text)
+    assert list(read_path(path)) == [Skipped(
+        path, f"abstract of 128,000 characters is longer than the {MAX_ABSTRACT_CHARS:,} an "
+              "abstract may have")]
+
+
+def test_overlong_csv_row_is_skipped_and_the_rest_read(tmp_path):
+    longest = "A" * MAX_ABSTRACT_CHARS
+    path = write(tmp_path, "long.csv", f"Abstract\n{longest}\n{longest}B\n{ABSTRACT_A}\n")
+    first, second, third = read_path(path)
+    assert first == Paper(abstract=longest, origin=f"{path} row 2")  # the limit itself is allowed
+    assert second == Skipped(f"{path} row 3", f"abstract of {MAX_ABSTRACT_CHARS + 1:,} characters "
+                                              f"is longer than the {MAX_ABSTRACT_CHARS:,} an abstract may have")
+    assert third.abstract == ABSTRACT_A
 
 
 # --- read_path ---------------------------------------------------------------------------

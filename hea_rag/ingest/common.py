@@ -10,7 +10,7 @@ from typing import IO
 from ..errors import InputError
 from .clean import clean_abstract, clean_text
 from .doi import doi_from_link, normalize_doi
-from .records import Paper, Skipped, raw_sha1
+from .records import MAX_ABSTRACT_CHARS, Paper, Skipped, raw_sha1
 
 Source = str | os.PathLike | IO[str] | IO[bytes]
 
@@ -101,8 +101,12 @@ def _optional(value: object, sep: str = " ") -> str | None:
 
 
 def make_record(where: str, fields: Mapping[str, object]) -> Paper | Skipped:
-    """A Paper from raw field values (keys as in ALIASES), or Skipped when the abstract is empty."""
+    """A Paper from raw field values (keys as in ALIASES), or Skipped when the abstract is empty
+    or too long to be one (checked before any cleaning, which would cost time on a runaway)."""
     raw = as_text(fields.get("abstract"))
+    if len(raw) > MAX_ABSTRACT_CHARS:
+        return Skipped(where, f"abstract of {len(raw):,} characters is longer than the "
+                              f"{MAX_ABSTRACT_CHARS:,} an abstract may have")
     abstract = clean_abstract(raw)
     if not abstract:
         return Skipped(where, "empty abstract")

@@ -5,6 +5,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
+# Longest abstract a record may hold, in characters as read. Real abstracts stay under ~5,000;
+# anything past this is a whole book or a runaway file that would cost minutes and gigabytes.
+MAX_ABSTRACT_CHARS = 100_000
+
 
 def normalize_text(text: str) -> str:
     """Whitespace runs (non-breaking spaces included) collapsed to one space, ends stripped."""
