@@ -90,29 +90,35 @@ def cli() -> None:
 
 
 @cli.command()
-@click.argument("paths", nargs=-1, required=True)
+@click.argument("paths", nargs=-1)
 @index_option
 @embedder_option
 @click.option("--chunk-tokens", type=click.IntRange(16, 512), default=None,
-              help="Most embedder tokens in one passage (new index only).  [default: 200]")
+              help="Most embedder tokens in one passage (new index or --rebuild).  [default: 200]")
 @click.option("--lock-timeout", type=float, default=config.DEFAULT_LOCK_TIMEOUT, show_default=True,
               help="Seconds to wait for another indexing run on the same folder.")
-def index(paths, index_dir, embedder, chunk_tokens, lock_timeout) -> None:
+@click.option("--rebuild", is_flag=True,
+              help="Build the index afresh from the papers it stores, plus PATHS: the fix for a "
+                   "damaged index or an older format (--embedder and --chunk-tokens may change).")
+def index(paths, index_dir, embedder, chunk_tokens, lock_timeout, rebuild) -> None:
     """Add papers from PATHS (CSV/TSV, Scopus export, JSON/JSONL, BibTeX, RIS, .txt/.md files or
     folders; - for stdin) to the index. Papers already indexed are skipped, not re-embedded."""
     from hea_rag.chunking import ChunkingParams
-    from hea_rag.indexer import index_paths
+    from hea_rag.indexer import index_paths, rebuild_index
 
+    if not paths and not rebuild:
+        raise click.UsageError("give the PATHS to index (or --rebuild)")
     chunking = ChunkingParams(max_tokens=chunk_tokens) if chunk_tokens else None
     with _progress_bar("embedding passages") as on_progress:
-        summary = index_paths(
+        summary = (rebuild_index if rebuild else index_paths)(
             paths, index_dir, embedder, chunking, lock_timeout,
             on_wait=lambda: status(f"waiting for another indexing run to release {index_dir} ..."),
             on_progress=on_progress,
         )
     _report_index_summary(summary, index_dir)
     if summary.failed:
-        raise UserFacingError(f"{len(summary.failed)} row(s) failed to read; the rest was indexed")
+        added = f"{summary.added} new papers were added" if summary.added else "nothing was added"
+        raise UserFacingError(f"{len(summary.failed)} file(s) or row(s) failed (listed above); {added}")
 
 
 @cli.command()
@@ -339,10 +345,16 @@ def finetune(qa_file, model, output, context_mode, rank, alpha, dropout, target_
 @index_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def info(index_dir, as_json) -> None:
-    """Show the index (path, counts, embedder) and the machine (versions, CUDA, 4-bit support)."""
-    from hea_rag.info import collect_info, print_info
+    """Show the index (path, counts, embedder), check its integrity (SQLite quick_check, FAISS
+    vectors = passages = manifest counts; exit 1 when it fails), and the machine (versions, CUDA,
+    4-bit support)."""
+    from hea_rag.info import collect_info, integrity_error, print_info
 
-    print_info(collect_info(index_dir), as_json)
+    report = collect_info(index_dir)
+    print_info(report, as_json)
+    failure = integrity_error(report)
+    if failure:
+        raise UserFacingError(failure)
 
 
 def _stdin_lines() -> Iterator[str]:
@@ -365,8 +377,10 @@ def _progress_bar(description: str):
 
 
 def _report_index_summary(summary, index_dir: Path) -> None:
+    done = (f"rebuilt from {summary.kept} stored papers, added {summary.added} papers"
+            if summary.rebuilt else f"added {summary.added} papers")
     status(
-        f"{index_dir}: added {summary.added} papers ({summary.passages} passages), "
+        f"{index_dir}: {done} ({summary.passages} passages), "
         f"{summary.duplicates} duplicates, {len(summary.skipped)} skipped, "
         f"{len(summary.failed)} failed; {summary.papers_total} papers in the index "
         f"({summary.seconds:.1f}s)"

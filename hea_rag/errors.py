@@ -28,5 +28,17 @@ class IndexBusyError(HeaRagError):
     """Another process holds the index's write lock for too long."""
 
 
+class IndexDamagedError(HeaRagError):
+    """A file of the index is missing or unreadable. `what` names the file and the damage."""
+
+    def __init__(self, what: str, fix: str):
+        super().__init__(f"{what}; {fix}")
+        self.what = what
+
+
+class IndexNotWritableError(HeaRagError):
+    """The index folder cannot be written to (permissions, read-only file system)."""
+
+
 class ModelUnavailableError(HeaRagError):
     """A model that cannot be loaded here; the message names the fix."""

@@ -1,4 +1,7 @@
-"""The `index` pipeline: read files, drop duplicates, chunk, embed, commit one new generation."""
+"""The `index` pipeline: read files, drop duplicates, chunk, embed, commit one new generation.
+
+`rebuild_index` is the same pipeline from scratch, fed with the papers the index already stores.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +12,15 @@ from pathlib import Path
 
 from hea_rag.chunking import ChunkingParams, chunk_text
 from hea_rag.embedder import DEFAULT_EMBEDDER, canonical_name, load_embedder
-from hea_rag.ingest import Failed, Paper, Skipped, read_path
+from hea_rag.errors import IndexDamagedError, IndexMissingError
+from hea_rag.ingest import STDIN_NAME, Failed, Paper, Skipped, read_path
 from hea_rag.lexical import tokenize
 from hea_rag.store import (
+    IndexReader,
     Manifest,
     NewPassage,
     commit_generation,
+    read_stored_papers,
     remove_stale_generations,
     write_lock,
 )
@@ -32,6 +38,8 @@ class IndexSummary:
     papers_total: int = 0
     seconds: float = 0.0
     load_seconds: float = 0.0  # of `seconds`, the part spent loading the embedder
+    rebuilt: bool = False
+    kept: int = 0  # with --rebuild: papers carried over from the old index (not in `added`)
 
 
 @dataclass
@@ -80,28 +88,97 @@ def index_paths(
     return summary
 
 
+def rebuild_index(
+    paths: Iterable[str],
+    folder: Path,
+    embedder_name: str | None = None,
+    chunking: ChunkingParams | None = None,
+    lock_timeout: float = 600.0,
+    on_wait: Callable[[], None] | None = None,
+    on_progress: Progress | None = None,
+) -> IndexSummary:
+    """A fresh generation of the index at `folder` holding the papers it stores plus those in
+    `paths`, re-chunked and re-embedded: the fix for a damaged index or an older format. The old
+    generation stays live until the new one is committed, so an interruption loses nothing."""
+    started = time.perf_counter()
+    with write_lock(folder, lock_timeout, on_wait):
+        old = _readable_manifest(folder)
+        if old:
+            remove_stale_generations(folder, keep=old.generation)
+        summary = IndexSummary(rebuilt=True)
+        batch = _rebuild_batch(folder, old, list(paths), summary)
+        name = embedder_name or (old.embedder if old else None)
+        params = chunking or (ChunkingParams(**old.chunking) if old else None)
+        manifest = _embed_and_commit(batch.papers, folder, None, name, params, summary, on_progress)
+        summary.papers_total = manifest.counts["papers"]
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _readable_manifest(folder: Path) -> Manifest | None:
+    """The manifest whatever its format version, else None (missing or damaged)."""
+    try:
+        return Manifest.load(folder, check_version=False)
+    except (IndexMissingError, IndexDamagedError):
+        return None
+
+
+def _rebuild_batch(folder: Path, old: Manifest | None, paths: list[str], summary) -> _Batch:
+    """The stored papers first, then the new ones of `paths`, deduplicated."""
+    batch = _Batch(set(), set())
+    for paper in _stored_papers(folder, old, bool(paths), summary):
+        batch.offer(paper)
+    summary.kept = len(batch.papers)
+    _read_paths(paths, batch, summary)
+    summary.added = len(batch.papers) - summary.kept
+    if not batch.papers:
+        raise IndexMissingError(f"{folder}: no stored papers and no readable files to rebuild from")
+    return batch
+
+
+def _stored_papers(folder, manifest, have_paths: bool, summary: IndexSummary) -> list[Paper]:
+    """The papers the index stores; unreadable ones are an error unless files were given."""
+    try:
+        return read_stored_papers(folder, manifest)
+    except IndexDamagedError as error:
+        if not have_paths:
+            raise
+        summary.skipped.append(Skipped(error.what, "rebuilt from the given files only"))
+        return []
+
+
 def _existing_manifest(folder: Path) -> Manifest | None:
     return Manifest.load(folder) if (folder / "manifest.json").exists() else None
 
 
 def _read_new_papers(paths: Iterable[str], folder: Path | None, summary: IndexSummary) -> _Batch:
     if folder is not None:
-        from hea_rag.store import IndexReader
-
         with IndexReader(folder) as reader:
+            reader.check()  # never copy a damaged generation forward
             dois, keys = reader.known_keys()
     else:
         dois, keys = set(), set()
     batch = _Batch(dois, keys)
+    _read_paths(paths, batch, summary)
+    return batch
+
+
+def _read_paths(paths: Iterable[str], batch: _Batch, summary: IndexSummary) -> None:
+    """Offer every paper of `paths` to `batch`; a path with nothing to index at all fails."""
     for path in paths:
+        found = failed = 0
         for record in read_path(path):
             if isinstance(record, Skipped):
                 summary.skipped.append(record)
             elif isinstance(record, Failed):
                 summary.failed.append(record)
-            elif not batch.offer(record):
-                summary.duplicates += 1
-    return batch
+                failed += 1
+            else:
+                found += 1
+                if not batch.offer(record):
+                    summary.duplicates += 1
+        if not found and not failed:
+            summary.failed.append(Failed(STDIN_NAME if path == "-" else str(path), "no papers found"))
 
 
 def _embed_and_commit(papers, folder, manifest, embedder_name, chunking, summary, on_progress):

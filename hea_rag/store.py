@@ -14,8 +14,10 @@ any moment leaves manifest.json naming a complete generation, so readers never s
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 import shutil
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
@@ -23,14 +25,24 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hea_rag.errors import IndexBusyError, IndexMismatchError, IndexMissingError
+from hea_rag.errors import (
+    IndexBusyError,
+    IndexDamagedError,
+    IndexMismatchError,
+    IndexMissingError,
+    IndexNotWritableError,
+)
 from hea_rag.ingest.records import Paper
 from hea_rag.lexical import TOKEN_SYMBOLS
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: formula tokens and stopwords changed what the FTS tables hold
 MANIFEST = "manifest.json"
 SQLITE_FILE = "index.sqlite"
 FAISS_FILE = "vectors.faiss"
+OPEN_ATTEMPTS = 5  # a reader retries this often when writers switch generations under it
+_MANIFEST_FIELDS = {"embedder": str, "dimension": int, "chunking": dict, "generation": str,
+                    "counts": dict, "format_version": int}
+_GENERATION = re.compile(r"gen-\d{6}")
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS papers (
@@ -70,17 +82,14 @@ class Manifest:
     format_version: int = FORMAT_VERSION
 
     @classmethod
-    def load(cls, folder: Path) -> Manifest:
-        path = folder / MANIFEST
-        if not path.exists():
-            raise IndexMissingError(f"no index at {folder}: run `hea-rag index PATH` first")
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if data.get("format_version") != FORMAT_VERSION:
+    def load(cls, folder: Path, check_version: bool = True) -> Manifest:
+        data = _read_manifest(folder)
+        if check_version and data["format_version"] != FORMAT_VERSION:
             raise IndexMismatchError(
-                f"{path}: index format {data.get('format_version')} is not {FORMAT_VERSION}; "
-                "rebuild it with `hea-rag index` into a new folder"
+                f"{folder / MANIFEST}: index format {data['format_version']} is not "
+                f"{FORMAT_VERSION}: {rebuild_hint(folder)}"
             )
-        return cls(**data)
+        return cls(**{key: data[key] for key in _MANIFEST_FIELDS})
 
     def check_compatible(self, embedder: str | None, chunking: dict[str, int] | None) -> None:
         if embedder is not None and embedder != self.embedder:
@@ -105,6 +114,49 @@ class Manifest:
         _fsync_dir(folder)
 
 
+def rebuild_hint(folder: Path) -> str:
+    """The fix for a damaged or outdated index, ready to copy."""
+    return f"run `hea-rag index --rebuild --index {folder}`"
+
+
+def damaged(folder: Path, path: Path, problem: str) -> IndexDamagedError:
+    """The one-line error for a damaged file of the index at `folder`: the file, what, the fix."""
+    return IndexDamagedError(f"{path}: {problem}", rebuild_hint(folder))
+
+
+def _read_manifest(folder: Path) -> dict:
+    path = folder / MANIFEST
+    if not path.exists():
+        raise IndexMissingError(f"no index at {folder}: run `hea-rag index PATH` first")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        raise damaged(folder, path, f"unreadable ({reason})") from None
+    problem = _manifest_problem(data)
+    if problem:
+        raise damaged(folder, path, problem)
+    return data
+
+
+def _manifest_problem(data) -> str | None:
+    """What makes `data` no manifest (a truncated or hand-edited file), or None."""
+    if not isinstance(data, dict):
+        return "not a JSON object"
+    wrong = [key for key, kind in _MANIFEST_FIELDS.items() if not isinstance(data.get(key), kind)]
+    if wrong:
+        return f"missing or malformed field(s) {', '.join(wrong)}"
+    if not _GENERATION.fullmatch(data["generation"]):
+        return f"generation {data['generation']!r} is not a gen-NNNNNN folder"
+    if set(data["chunking"]) != {"max_tokens", "overlap_sentences"} or not all(
+        isinstance(data[part].get(key), int)
+        for part, key in (("counts", "papers"), ("counts", "passages"),
+                          ("chunking", "max_tokens"), ("chunking", "overlap_sentences"))
+    ):
+        return "malformed counts or chunking"
+    return None
+
+
 @dataclass(frozen=True)
 class PaperRow:
     id: int
@@ -125,27 +177,91 @@ class NewPassage:
 
 
 class IndexReader:
-    """Read-only view of one generation of an index."""
+    """Read-only view of one generation of an index, for the reader's whole life.
+
+    Both files are opened at once: a writer deletes the old generation right after switching the
+    manifest, and on Linux an open file outlives its unlinking, so a long batch keeps searching
+    the generation it started on.
+    """
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
-        self.manifest = Manifest.load(self.folder)
-        generation = self.folder / self.manifest.generation
-        self.db = sqlite3.connect(f"file:{generation / SQLITE_FILE}?mode=ro", uri=True)
-        self._faiss_path = generation / FAISS_FILE
+        self.manifest, self.db, self._faiss_file = _open_live_generation(self.folder)
+        self.generation = self.folder / self.manifest.generation
         self._vectors = None
 
     @property
     def vectors(self):
-        """The FAISS index, loaded on first use (lexical-only work never pays for it)."""
+        """The FAISS index, read on first use from the file opened with the reader."""
         if self._vectors is None:
-            import faiss
-
-            self._vectors = faiss.read_index(str(self._faiss_path))
+            index = self._read_vectors()
+            expected = self.manifest.counts["passages"]
+            if index.ntotal != expected:
+                raise damaged(self.folder, self.generation / FAISS_FILE,
+                              f"holds {index.ntotal} vectors, manifest.json {expected} passages")
+            self._vectors = index
         return self._vectors
+
+    def _read_vectors(self):
+        import faiss
+
+        try:
+            return faiss.read_index(faiss.PyCallbackIOReader(self._faiss_file.read))
+        except RuntimeError:  # FAISS's message is a C++ stack; what matters is the file
+            raise damaged(self.folder, self.generation / FAISS_FILE, "not a readable FAISS index") from None
+        finally:
+            self._faiss_file.close()
 
     def close(self) -> None:
         self.db.close()
+        self._faiss_file.close()
+
+    def _rows(self, sql: str, params: Sequence = ()) -> list[tuple]:
+        """All rows of a query; a damaged database file becomes one error naming it."""
+        try:
+            return self.db.execute(sql, params).fetchall()
+        except sqlite3.DatabaseError as error:
+            raise damaged(self.folder, self.generation / SQLITE_FILE,
+                          f"damaged or unreadable ({error})") from None
+
+    def problems(self) -> list[str]:
+        """What is wrong with this generation, each naming its file; [] when it is sound.
+
+        SQLite's quick_check, and FAISS vectors = SQLite passages = manifest counts.
+        """
+        found: list[str] = []
+        for check in (self._database_problems, self._vector_problems):
+            try:
+                found += check()
+            except IndexDamagedError as error:
+                found.append(error.what)
+        return found
+
+    def check(self) -> None:
+        """Raise the first problem: a writer must not copy a damaged generation forward."""
+        problems = self.problems()
+        if problems:
+            raise IndexDamagedError(problems[0], rebuild_hint(self.folder))
+
+    def _database_problems(self) -> list[str]:
+        path = self.generation / SQLITE_FILE
+        try:
+            verdict = self.db.execute("PRAGMA quick_check").fetchone()[0]
+        except sqlite3.DatabaseError as error:  # too damaged to be checked at all
+            verdict = str(error)
+        if verdict != "ok":
+            return [f"{path}: quick_check found damage ({verdict})"]
+        (papers, passages), = self._rows(
+            "SELECT (SELECT COUNT(*) FROM papers), (SELECT COUNT(*) FROM passages)")
+        expected = self.manifest.counts
+        if (papers, passages) == (expected["papers"], expected["passages"]):
+            return []
+        return [f"{path}: holds {papers} papers and {passages} passages, manifest.json "
+                f"{expected['papers']} and {expected['passages']}"]
+
+    def _vector_problems(self) -> list[str]:
+        self.vectors  # noqa: B018 - reading them checks their count against the manifest
+        return []
 
     def __enter__(self) -> IndexReader:
         return self
@@ -155,8 +271,8 @@ class IndexReader:
 
     def known_keys(self) -> tuple[set[str], set[str]]:
         """DOIs and text keys already indexed, for dedup before any embedding is done."""
-        dois = {row[0] for row in self.db.execute("SELECT doi FROM papers WHERE doi IS NOT NULL")}
-        keys = {row[0] for row in self.db.execute("SELECT text_key FROM papers")}
+        dois = {row[0] for row in self._rows("SELECT doi FROM papers WHERE doi IS NOT NULL")}
+        keys = {row[0] for row in self._rows("SELECT text_key FROM papers")}
         return dois, keys
 
     def lexical_search(
@@ -170,7 +286,7 @@ class IndexReader:
         if not tokens or table not in ("papers_fts", "passages_fts"):
             return []
         query = " OR ".join('"' + token.replace('"', '""') + '"' for token in dict.fromkeys(tokens))
-        rows = self.db.execute(
+        rows = self._rows(
             f"SELECT rowid, -bm25({table}) AS score FROM {table} "
             f"WHERE {table} MATCH ? ORDER BY score DESC LIMIT ?",
             (query, limit),
@@ -193,13 +309,13 @@ class IndexReader:
         """passage id -> (paper id, text)."""
         ids = list(ids)
         marks = ",".join("?" * len(ids))
-        rows = self.db.execute(f"SELECT id, paper_id, text FROM passages WHERE id IN ({marks})", ids)
+        rows = self._rows(f"SELECT id, paper_id, text FROM passages WHERE id IN ({marks})", ids)
         return {pid: (paper, text) for pid, paper, text in rows}
 
     def papers(self, ids: Iterable[int]) -> dict[int, PaperRow]:
         ids = list(ids)
         marks = ",".join("?" * len(ids))
-        rows = self.db.execute(
+        rows = self._rows(
             "SELECT id, doi, title, authors, year, source, abstract FROM papers "
             f"WHERE id IN ({marks})",
             ids,
@@ -209,20 +325,20 @@ class IndexReader:
     def find_paper(self, doi: str | None = None, abstract_sha1: str | None = None) -> int | None:
         """The id of the paper with this DOI or this hash of its abstract as read, if indexed."""
         if abstract_sha1:
-            row = self.db.execute("SELECT id FROM papers WHERE raw_sha1 = ?", (abstract_sha1,)).fetchone()
-            if row:
-                return int(row[0])
+            rows = self._rows("SELECT id FROM papers WHERE raw_sha1 = ?", (abstract_sha1,))
+            if rows:
+                return int(rows[0][0])
         if doi:
-            row = self.db.execute("SELECT id FROM papers WHERE doi = ?", (doi.lower(),)).fetchone()
-            if row:
-                return int(row[0])
+            rows = self._rows("SELECT id FROM papers WHERE doi = ?", (doi.lower(),))
+            if rows:
+                return int(rows[0][0])
         return None
 
     def passage_ids_of(self, paper_ids: Iterable[int]) -> dict[int, list[int]]:
         """paper id -> its passage ids in reading order."""
         ids = list(paper_ids)
         marks = ",".join("?" * len(ids))
-        rows = self.db.execute(
+        rows = self._rows(
             f"SELECT paper_id, id FROM passages WHERE paper_id IN ({marks}) ORDER BY position", ids
         )
         grouped: dict[int, list[int]] = {}
@@ -231,12 +347,96 @@ class IndexReader:
         return grouped
 
 
+def _open_live_generation(folder: Path):
+    """(manifest, SQLite connection, open FAISS file) of the generation the manifest names.
+
+    A writer may switch the manifest and delete the old generation between our reading the one
+    and opening the other: then the manifest names a newer generation, and we try that one.
+    """
+    for _ in range(OPEN_ATTEMPTS):
+        manifest = Manifest.load(folder)
+        try:
+            return (manifest, *_open_generation(folder / manifest.generation))
+        except FileNotFoundError as error:
+            if Manifest.load(folder).generation == manifest.generation:
+                raise damaged(folder, Path(error.filename), "missing") from None
+    raise IndexBusyError(f"{folder}: writers replaced the index {OPEN_ATTEMPTS} times while it "
+                         "was being opened; try again")
+
+
+def _open_generation(generation: Path):
+    vectors = open(generation / FAISS_FILE, "rb")
+    try:
+        return connect_read_only(generation / SQLITE_FILE), vectors
+    except BaseException:
+        vectors.close()
+        raise
+
+
+def connect_read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection (works in a read-only folder too); FileNotFoundError if missing."""
+    from urllib.parse import quote
+
+    try:
+        return sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True)
+    except sqlite3.OperationalError:
+        if not path.exists():
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(path)) from None
+        raise
+
+
+def read_stored_papers(folder: Path, manifest: Manifest | None) -> list[Paper]:
+    """Every paper stored in the live generation, for `index --rebuild`. With no readable
+    manifest, the generation holding the most papers (an unfinished one holds fewer)."""
+    best, failure = None, None
+    for generation in _generations(folder, manifest):
+        try:
+            papers = _papers_in(generation / SQLITE_FILE)
+        except (OSError, sqlite3.DatabaseError) as error:
+            failure = (generation / SQLITE_FILE, error)
+            continue
+        if best is None or len(papers) > len(best):
+            best = papers
+    if best is None and failure is not None:
+        path, error = failure
+        raise IndexDamagedError(f"{path}: the stored papers cannot be read ({error})",
+                                f"give the original files: `hea-rag index --rebuild --index {folder} PATHS...`")
+    return best or []
+
+
+def _generations(folder: Path, manifest: Manifest | None) -> list[Path]:
+    if manifest is not None:
+        return [folder / manifest.generation]
+    return sorted(p for p in folder.glob("gen-*") if _GENERATION.fullmatch(p.name))
+
+
+def _papers_in(path: Path) -> list[Paper]:
+    db = connect_read_only(path)
+    try:
+        rows = db.execute("SELECT abstract, doi, title, authors, year, source, origin, raw_sha1 "
+                          "FROM papers ORDER BY id").fetchall()
+    finally:
+        db.close()
+    return [Paper(*row[:6], origin=row[6] or "", raw_sha1=row[7]) for row in rows]
+
+
+def _ensure_writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise IndexNotWritableError(f"{folder}: cannot create the index folder ({error.strerror}): "
+                                    "choose another --index") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise IndexNotWritableError(f"{folder}: the index folder is not writable: fix its "
+                                    "permissions, or index into another folder with --index")
+
+
 @contextmanager
 def write_lock(folder: Path, timeout: float, on_wait=None) -> Iterator[None]:
     """One writer at a time. A second one waits up to `timeout` seconds, then fails clearly."""
     from filelock import FileLock, Timeout
 
-    folder.mkdir(parents=True, exist_ok=True)
+    _ensure_writable(folder)
     lock = FileLock(str(folder / ".lock"))
     try:
         lock.acquire(timeout=0)
@@ -309,7 +509,7 @@ def _next_generation_name(folder: Path) -> str:
 def _copy_database(old: Path | None, target: Path) -> sqlite3.Connection:
     db = sqlite3.connect(target)
     if old is not None:
-        source = sqlite3.connect(f"file:{old / SQLITE_FILE}?mode=ro", uri=True)
+        source = connect_read_only(old / SQLITE_FILE)
         source.backup(db)
         source.close()
     db.executescript(SCHEMA)

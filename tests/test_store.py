@@ -72,7 +72,7 @@ def test_manifest_content(built):
     assert data["embedder"] == "all-MiniLM-L6-v2"
     assert data["dimension"] == 384
     assert data["chunking"] == {"max_tokens": 200, "overlap_sentences": 0}
-    assert data["format_version"] == FORMAT_VERSION == 1
+    assert data["format_version"] == FORMAT_VERSION == 2
     assert data["counts"] == {"papers": 12, "passages": summary.passages}
     assert data["generation"] == "gen-000001"
     assert generations(folder) == ["gen-000001"]
@@ -201,6 +201,31 @@ def test_text_files_and_folders(tmp_path):
     assert titles == ["", "NbTaTiV under irradiation"]
 
 
+@pytest.mark.parametrize("name, content", [
+    ("empty.csv", ""),
+    ("header-only.csv", "Title,DOI,Abstract\n"),
+    ("no-abstract-column.csv", "Name,Composition\nCantor,CoCrFeMnNi\n"),
+    ("empty.txt", "  \n"),
+    ("empty.jsonl", "\n"),
+    ("papers", None),  # a folder with nothing to index in it
+])
+def test_a_path_with_no_papers_fails(tmp_path, corpus_csv, name, content):
+    path = tmp_path / name
+    if content is None:
+        path.mkdir()
+        (path / "notes.pdf").write_bytes(b"%PDF")
+    else:
+        path.write_text(content, encoding="utf-8")
+    summary = index_paths([str(corpus_csv), str(path)], tmp_path / "index")
+    assert summary.added == 12  # the other path still counts
+    assert [(f.where, f.reason) for f in summary.failed] == [(str(path), "no papers found")]
+
+
+def test_a_path_of_duplicates_only_is_no_failure(index_copy, corpus_csv):
+    summary = index_paths([str(corpus_csv)], index_copy)
+    assert summary.failed == [] and summary.duplicates == 12
+
+
 # --- settings that do not match -----------------------------------------------------------
 
 
@@ -228,8 +253,9 @@ def test_other_format_version_is_refused(index_copy):
     data = manifest_json(index_copy)
     data["format_version"] = FORMAT_VERSION + 1
     (index_copy / "manifest.json").write_text(json.dumps(data), encoding="utf-8")
-    with pytest.raises(IndexMismatchError, match="format"):
+    with pytest.raises(IndexMismatchError, match="format") as error:
         IndexReader(index_copy)
+    assert f"hea-rag index --rebuild --index {index_copy}" in str(error.value)
 
 
 def test_missing_index(tmp_path):

@@ -22,7 +22,7 @@ from .records import Failed, Paper, Record, Skipped
 from .ris_reader import read_ris
 from .text_reader import read_text_file
 
-__all__ = ["Failed", "Paper", "Record", "Skipped", "READERS", "read_path", "sniff_format"]
+__all__ = ["Failed", "Paper", "Record", "Skipped", "READERS", "STDIN_NAME", "read_path", "sniff_format"]
 
 STDIN_NAME = "<stdin>"
 
