@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from hea_rag.chunking import split_sentences
-from hea_rag.prompt import fit_prompt
+from hea_rag.prompt import TokenCounter, fit_prompt
 from hea_rag.retrieve import Hit, Retriever
 
-# Cosine of the best retrieved passage below which the question is taken as off-corpus. Chosen by
-# scripts/calibrate_abstention.py between the dev QA questions and the project's own off-corpus
-# questions (tests/data/off_corpus_questions.txt).
+# Below this cosine between the question and the closest passage of the best GATE_HITS papers,
+# the question is taken as off-corpus. Chosen by scripts/calibrate_abstention.py between the
+# dev QA questions and the project's own off-corpus questions (tests/data/off_corpus_questions.txt).
 DEFAULT_MIN_SCORE = 0.30
 ADAPTER_DIRNAME = "adapter"
 NOT_ANSWERABLE = "The indexed abstracts do not seem to answer this question."
@@ -58,13 +58,18 @@ class Answer:
         return asdict(self)
 
 
+Stage = Callable[[str], None]  # told what the pipeline is doing, for a status line
+
+
 class Answerer:
     """Answers questions with one loaded generator and, unless a context is given, one retriever."""
 
-    def __init__(self, generator, retriever: Retriever | None, settings: AskSettings = AskSettings()):
+    def __init__(self, generator, retriever: Retriever | None,
+                 settings: AskSettings = AskSettings(), on_stage: Stage | None = None):
         self.generator = generator
         self.retriever = retriever
         self.settings = settings
+        self.on_stage = on_stage or (lambda stage: None)
 
     def ask(self, question: str, context: str | None = None,
             on_text: Callable[[str], None] | None = None, hits: list[Hit] | None = None) -> Answer:
@@ -75,16 +80,18 @@ class Answerer:
         if context is not None:
             hits = []
         elif hits is None:
+            self.on_stage("retrieving passages")
             hits = self._retrieve(question)
         gate_hits = hits[: self._search_k]
         hits = hits[: self.settings.top_k]
         retrieved = time.perf_counter()
         answer = Answer(question=question, answer="", answerable=True, model=self.generator.name,
                         adapter=self.generator.adapter)
-        if context is None and not self._relevant(gate_hits):
+        if context is None and gate_score(gate_hits) < self.settings.min_score:
             answer.answerable, answer.answer = False, NOT_ANSWERABLE
         else:
-            prompt, answer.sources = self._prompt(question, context, hits)
+            self.on_stage("generating the answer")
+            prompt, answer.sources = self.prompt_for(question, context, hits)
             answer.answer = self.generator.generate(prompt, self.settings.max_new_tokens, on_text)
         answer.timings = {"retrieve": round(retrieved - started, 4),
                           "generate": round(time.perf_counter() - retrieved, 4)}
@@ -99,25 +106,20 @@ class Answerer:
     def _search_k(self) -> int:
         return max(self.settings.top_k, GATE_HITS)
 
-    def _relevant(self, hits: list[Hit]) -> bool:
-        return bool(hits) and max(h.dense or 0.0 for h in hits) >= self.settings.min_score
-
-    def _prompt(self, question: str, context: str | None, hits: list[Hit]):
-        budget = prompt_budget(self.settings, self.generator.window,
-                               self.generator.count_tokens(question))
+    def prompt_for(self, question: str, context: str | None, hits: list[Hit]):
+        """The prompt for `question` over `context` or the hit papers, and the sources it
+        cites: each hit paper with a passage in the prompt, showing its most relevant one."""
+        count = self.generator.count_tokens
+        budget = prompt_budget(self.settings, self.generator.window, count(question))
         if context is not None:
             passages = [(0, sentence) for sentence in split_sentences(context)]
-        else:
-            passages = self._passages(hits)
-        prompt, used = fit_prompt(question, passages, self.generator.count_tokens, budget)
-        used_ranks = {rank for rank, _ in used}
-        return prompt, [_source(hit) for hit in hits if hit.rank in used_ranks]
-
-    def _passages(self, hits: list[Hit]) -> list[tuple[int, str]]:
-        """(hit rank, passage) for every passage of the hit papers."""
-        rank_of = {hit.paper.id: hit.rank for hit in hits}
-        passages = paper_passages(self.retriever.reader, [hit.paper.id for hit in hits])
-        return [(rank_of[paper_id], text) for paper_id, text in passages]
+            return fit_prompt(question, passages, count, budget)[0], []
+        papers = [hit.paper.id for hit in hits]
+        prompt, used = pack_papers(self.retriever, question, papers, count, budget)
+        shown = {}
+        for paper_id, text in used:
+            shown.setdefault(paper_id, text)
+        return prompt, [_source(hit, shown[hit.paper.id]) for hit in hits if hit.paper.id in shown]
 
 
 def prompt_budget(settings: AskSettings, window: int, question_tokens: int) -> int:
@@ -126,18 +128,37 @@ def prompt_budget(settings: AskSettings, window: int, question_tokens: int) -> i
     return min(window - settings.max_new_tokens, settings.context_tokens + question_tokens + 8)
 
 
-def paper_passages(reader, paper_ids: list[int]) -> list[tuple[int, str]]:
-    """(paper id, passage) for every passage of these papers: papers in the given order (best
-    first), each abstract in reading order so the model reads it as written. `ask` and
-    `finetune` both build their contexts from this."""
-    grouped = reader.passage_ids_of(paper_ids)
-    texts = reader.passages(pid for group in grouped.values() for pid in group)
-    return [(paper_id, texts[pid][1]) for paper_id in paper_ids for pid in grouped.get(paper_id, [])]
+def gate_score(hits: list[Hit]) -> float:
+    """What abstention compares with --min-score: the cosine of the closest passage of any of
+    these papers (scripts/calibrate_abstention.py calibrates exactly this)."""
+    return max((hit.best_dense or 0.0 for hit in hits), default=0.0)
 
 
-def _source(hit: Hit) -> Source:
+def pack_papers(retriever: Retriever, question: str, paper_ids: list[int],
+                count_tokens: TokenCounter, budget: int) -> tuple[str, list[tuple[int, str]]]:
+    """The prompt over these papers (best first) and the (paper id, passage) pairs it holds,
+    most relevant first. `ask` and `finetune` both build their contexts with this.
+
+    Passages are packed by relevance to the question (best paper first, then each paper's
+    passages by their own BM25 and cosine), so a long abstract loses its least relevant
+    passages, never the matched one; each abstract is still printed in reading order.
+    """
+    reading = retriever.reader.passage_ids_of(paper_ids)  # paper id -> passage ids, in order
+    relevance = retriever.passage_relevance(question, reading)
+    texts = retriever.reader.passages(relevance.keys())
+    passage = {pid: (paper, texts[pid][1]) for paper, group in reading.items() for pid in group}
+    groups = [reading.get(paper, []) for paper in paper_ids]
+    in_reading_order = [passage[pid] for group in groups for pid in group]
+    by_relevance = [passage[pid] for group in groups  # stable: ties keep reading order
+                    for pid in sorted(group, key=relevance.__getitem__, reverse=True)]
+    prompt, used = fit_prompt(question, by_relevance, count_tokens, budget, in_reading_order)
+    chosen = set(used)
+    return prompt, [p for p in by_relevance if p in chosen]
+
+
+def _source(hit: Hit, text: str) -> Source:
     return Source(rank=hit.rank, paper_id=hit.paper.id, doi=hit.paper.doi, title=hit.paper.title,
-                  year=hit.paper.year, score=round(hit.score, 4), text=hit.text)
+                  year=hit.paper.year, score=round(hit.score, 4), text=text)
 
 
 def default_adapter(index_dir: Path) -> Path | None:
@@ -148,15 +169,20 @@ def default_adapter(index_dir: Path) -> Path | None:
 
 @contextmanager
 def open_answerer(index_dir: Path, model: str, adapter: str | None, use_adapter: bool,
-                  quantize: str | None, settings: AskSettings, need_retrieval: bool):
-    """An Answerer with its models loaded once, for one question or a whole batch."""
+                  quantize: str | None, settings: AskSettings, need_retrieval: bool,
+                  on_stage: Stage | None = None):
+    """An Answerer with its models loaded once, for one question or a whole batch.
+    `on_stage` hears each slow step (loading, retrieving, generating) as it starts."""
     from hea_rag.generator import load_generator
     from hea_rag.retrieve import open_retriever
 
+    on_stage = on_stage or (lambda stage: None)
     chosen = (adapter or default_adapter(index_dir)) if use_adapter else None
+    on_stage(f"loading {model}" + (f" with adapter {chosen}" if chosen else ""))
     generator = load_generator(model, chosen, quantize)
     if not need_retrieval:
-        yield Answerer(generator, None, settings)
+        yield Answerer(generator, None, settings, on_stage)
         return
+    on_stage(f"loading the index {index_dir} and its embedder")
     with open_retriever(index_dir) as retriever:
-        yield Answerer(generator, retriever, settings)
+        yield Answerer(generator, retriever, settings, on_stage)

@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 
 from hea_rag import __version__, config
+from hea_rag.answer import GATE_HITS, AskSettings
 from hea_rag.errors import HeaRagError
 from hea_rag.output import status
 
@@ -150,7 +151,9 @@ def search(query, k, as_json, mode, index_dir, embedder) -> None:
 
 
 def generator_options(command):
-    """Options shared by `ask` and `eval`: which model, adapter and precision answer."""
+    """Options shared by `ask` and `eval`: which model, adapter and precision answer. Defaults
+    come from AskSettings."""
+    defaults = AskSettings()
     options = [
         click.option("--model", envvar=config.ENV_MODEL, show_envvar=True,
                      default=config.DEFAULT_MODEL, show_default=True,
@@ -160,13 +163,16 @@ def generator_options(command):
         click.option("--no-adapter", is_flag=True, help="Use the base model alone."),
         click.option("--quantize", type=click.Choice(["4bit", "8bit", "none"]), default=None,
                      help="Base model precision. Default: 4bit on CUDA, none (bf16/fp32) on CPU."),
-        click.option("--max-new-tokens", type=click.IntRange(1, 1024), default=48, show_default=True),
-        click.option("-k", "--top-k", "k", type=click.IntRange(1, 20), default=1, show_default=True,
-                     help="Papers whose passages may go into the prompt."),
-        click.option("--context-tokens", type=click.IntRange(16, 32768), default=768,
-                     show_default=True, help="Most context tokens (the model window caps it too)."),
-        click.option("--min-score", type=float, default=None,
-                     help="Abstain when the best passage's cosine is below this.  [default: 0.30]"),
+        click.option("--max-new-tokens", type=click.IntRange(1, 1024),
+                     default=defaults.max_new_tokens, show_default=True),
+        click.option("-k", "--top-k", "k", type=click.IntRange(1, 20), default=defaults.top_k,
+                     show_default=True, help="Papers whose passages may go into the prompt."),
+        click.option("--context-tokens", type=click.IntRange(16, 32768),
+                     default=defaults.context_tokens, show_default=True,
+                     help="Most context tokens (the model window caps it too)."),
+        click.option("--min-score", type=float, default=defaults.min_score, show_default=True,
+                     help=f"Abstain when no passage of the best {GATE_HITS} papers has a cosine "
+                          "to the question of at least this."),
         index_option,
     ]
     for option in reversed(options):
@@ -175,10 +181,8 @@ def generator_options(command):
 
 
 def _ask_settings(k, max_new_tokens, context_tokens, min_score):
-    from hea_rag.answer import DEFAULT_MIN_SCORE, AskSettings
-
     return AskSettings(top_k=k, max_new_tokens=max_new_tokens, context_tokens=context_tokens,
-                       min_score=DEFAULT_MIN_SCORE if min_score is None else min_score)
+                       min_score=min_score)
 
 
 @cli.command()
@@ -190,25 +194,29 @@ def _ask_settings(k, max_new_tokens, context_tokens, min_score):
 def ask(question, as_json, context, model, adapter, no_adapter, quantize, max_new_tokens, k,
         context_tokens, min_score, index_dir) -> None:
     """Answer QUESTION from the indexed abstracts, citing the papers used. With no QUESTION or -,
-    answer each line of stdin (models load once), one JSON line per question with --json."""
+    answer each line of stdin (models load once), one JSON line per question with --json.
+    On a terminal, stderr shows what is being done until the answer starts."""
     from hea_rag.answer import open_answerer
-    from hea_rag.output import print_answer, print_answer_error, write_json_line
+    from hea_rag.output import StageStatus, print_answer, print_answer_error, write_json_line
 
     batch = question in (None, "-")
     questions = _stdin_lines() if batch else [question]
     given_context = _read_context(context)
     settings = _ask_settings(k, max_new_tokens, context_tokens, min_score)
-    with open_answerer(index_dir, model, adapter, not no_adapter, quantize, settings,
-                       need_retrieval=given_context is None) as answerer:
+    with StageStatus() as shown, open_answerer(
+            index_dir, model, adapter, not no_adapter, quantize, settings,
+            need_retrieval=given_context is None, on_stage=shown) as answerer:
         for text in questions:
-            stream = None if (as_json or batch) else _stream_to_terminal()
+            stream = None if (as_json or batch) else _stream_to_terminal(before=shown.stop)
             try:
                 answer = answerer.ask(text, given_context, on_text=stream)
             except HeaRagError as error:
                 if not batch:
                     raise
+                shown.stop()
                 print_answer_error(text, str(error), as_json)
                 continue
+            shown.stop()
             if as_json:
                 write_json_line(answer.as_dict())
             else:
@@ -225,12 +233,14 @@ def _read_context(context: str | None) -> str | None:
         raise UserFacingError(f"{path}: cannot read context ({error.__class__.__name__})") from None
 
 
-def _stream_to_terminal():
-    """Print answer text as it is generated, when a person watches stdout."""
+def _stream_to_terminal(before):
+    """Print answer text as it is generated, when a person watches stdout; `before` runs
+    first (it clears the status line)."""
     if not sys.stdout.isatty():
         return None
 
     def write(text: str) -> None:
+        before()
         sys.stdout.write(text)
         sys.stdout.flush()
 

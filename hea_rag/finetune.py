@@ -18,7 +18,7 @@ from typing import Any
 
 from hea_rag.errors import HeaRagError
 from hea_rag.grounding import Example
-from hea_rag.prompt import PROMPT_TEMPLATE, answer_target
+from hea_rag.prompt import PROMPT_TEMPLATE, answer_target, encode_prompt, leading_special_ids
 
 IGNORE = -100  # label value the loss skips
 ARCHITECTURE_TARGETS = {
@@ -54,12 +54,15 @@ class TrainSettings:
 
 
 def tokenize_example(tokenizer, prompt: str, answer: str, max_length: int) -> dict[str, list[int]]:
-    """input_ids = prompt + answer + EOS; labels mask the prompt, so loss falls on the answer
-    and its EOS only. A prompt too long for `max_length` loses its start, never the answer."""
-    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    """input_ids = the prompt as `ask` feeds it (BOS included where the tokenizer adds one) +
+    answer + EOS; labels mask the prompt, so loss falls on the answer and its EOS only. A prompt
+    too long for `max_length` loses the start of its text (never its BOS, never the answer)."""
+    prompt_ids = encode_prompt(tokenizer, prompt)
     answer_ids = tokenizer(answer_target(answer), add_special_tokens=False)["input_ids"]
     answer_ids = answer_ids + [tokenizer.eos_token_id]
-    prompt_ids = prompt_ids[max(0, len(prompt_ids) + len(answer_ids) - max_length):]
+    overflow = max(0, len(prompt_ids) + len(answer_ids) - max_length)
+    keep = len(leading_special_ids(tokenizer))
+    prompt_ids = prompt_ids[:keep] + prompt_ids[keep + overflow:]
     return {"input_ids": prompt_ids + answer_ids,
             "attention_mask": [1] * (len(prompt_ids) + len(answer_ids)),
             "labels": [IGNORE] * len(prompt_ids) + answer_ids}

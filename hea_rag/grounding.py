@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from hea_rag.answer import paper_passages
+from hea_rag.answer import pack_papers
 from hea_rag.evaluate import normalize_answer
 from hea_rag.lexical import tokenize
 from hea_rag.prompt import fit_prompt
@@ -53,9 +53,8 @@ class Grounder:
         if paper is None:
             return None
         papers = [paper] if self.mode == "abstract" else self._retrieved_with(pair.question, paper)
-        passages = paper_passages(self.retriever.reader, papers)
-        prompt, _ = fit_prompt(pair.question, passages, self.count_tokens,
-                               self.budget_for(pair.question))
+        prompt, _ = pack_papers(self.retriever, pair.question, papers, self.count_tokens,
+                                self.budget_for(pair.question))
         if not _contains(prompt, pair.answer):
             return None  # the answer did not fit in the window: nothing to learn from
         return Example(prompt, pair.answer, f"paper:{paper}", pair.split)

@@ -82,6 +82,39 @@ def status(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+class StageStatus:
+    """A transient status line (a spinner and the current stage) on stderr while `ask` loads
+    its models, retrieves and starts generating; nothing at all when stderr is not a terminal.
+    Call it with each stage; `stop()` clears the line before anything is printed."""
+
+    def __init__(self) -> None:
+        self._status = None
+
+    def __call__(self, stage: str) -> None:
+        if not sys.stderr.isatty():
+            return
+        from rich.markup import escape
+
+        if self._status is None:
+            from rich.console import Console
+
+            self._status = Console(stderr=True).status(escape(stage))
+            self._status.start()
+        else:
+            self._status.update(escape(stage))
+
+    def stop(self) -> None:
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
+
+    def __enter__(self) -> StageStatus:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
 def print_answer(answer, streamed: bool = False) -> None:
     """The answer, then its numbered sources. Rich on a terminal, plain lines in a pipe."""
     if stdout_is_tty():

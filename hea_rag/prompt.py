@@ -60,23 +60,38 @@ def join_passages(passages: Sequence[tuple[Hashable, str]]) -> str:
 
 
 def fit_prompt(question: str, passages: Sequence[tuple[Hashable, str]], count_tokens: TokenCounter,
-               max_prompt_tokens: int) -> tuple[str, list[tuple[Hashable, str]]]:
+               max_prompt_tokens: int, print_order: Sequence[tuple[Hashable, str]] | None = None,
+               ) -> tuple[str, list[tuple[Hashable, str]]]:
     """The prompt holding as many passages as fit in `max_prompt_tokens`, and those passages.
 
     Passages come most relevant first as (source, text) and go in whole: one that does not fit
     is skipped and a shorter later one may still go in, so the model never reads half a
-    sentence as if it were the source. The whole prompt is counted, since tokens can merge
-    across joins.
+    sentence as if it were the source. The chosen ones are printed in the order of
+    `print_order` (the same passages in reading order; default: `passages`). The whole prompt
+    is counted, since tokens can merge across joins.
     """
+    order = {passage: position for position, passage in enumerate(print_order or passages)}
     used: list[tuple[Hashable, str]] = []
     for passage in passages:
-        candidate = _in_source_order(used + [passage], passages)
+        candidate = sorted(used + [passage], key=order.__getitem__)
         if count_tokens(build_prompt(join_passages(candidate), question)) <= max_prompt_tokens:
             used = candidate
     return build_prompt(join_passages(used), question), used
 
 
-def _in_source_order(chosen, ordered):
-    """Chosen passages in the order of `ordered`, so a source's passages stay together."""
-    wanted = set(map(id, chosen))
-    return [p for p in ordered if id(p) in wanted]
+def encode_prompt(tokenizer, prompt: str) -> list[int]:
+    """The token ids of `prompt` exactly as the model reads it, at inference and in training:
+    the special tokens the tokenizer puts before a text (BOS for Llama, Mistral or Qwen
+    tokenizers; none for Phi-2's), then the text; never a trailing EOS. Budgets count these."""
+    return leading_special_ids(tokenizer) + tokenizer(prompt, add_special_tokens=False)["input_ids"]
+
+
+def leading_special_ids(tokenizer) -> list[int]:
+    """What the tokenizer adds before any text, found by encoding a probe with and without."""
+    probe = "a"
+    plain = tokenizer(probe, add_special_tokens=False)["input_ids"]
+    full = tokenizer(probe)["input_ids"]
+    for start in range(len(full) - len(plain) + 1):
+        if full[start:start + len(plain)] == plain:
+            return full[:start]
+    return []

@@ -39,6 +39,7 @@ class Hit:
     text: str
     dense: float | None  # cosine of the shown passage to the query
     lexical: float | None  # BM25 of the whole paper for the query
+    best_dense: float | None = None  # cosine of the paper's closest passage: the abstention gate
 
 
 class Retriever:
@@ -48,6 +49,8 @@ class Retriever:
         self.reader = reader
         self.embedder = embedder
         self.dense_weight = dense_weight
+        # (query, vector) of the last query: `ask` scores passages right after searching
+        self._last_query: tuple[str, object] | None = None
 
     def search(self, query: str, k: int = 5, mode: Mode = "hybrid") -> list[Hit]:
         tokens = tokenize(query)
@@ -56,15 +59,25 @@ class Retriever:
         dense_papers = self._dense_candidates(vector) if vector is not None else set()
         passages = self.reader.passage_ids_of(set(lexical) | dense_papers)
         cosines = self._cosines(vector, passages)
-        passage_lexical = self._passage_lexical(tokens, passages)
+        relevance = self._relevance(tokens, cosines)
         scores = self._paper_scores(lexical, cosines, passages, mode)
         ranked = sorted(scores, key=lambda paper_id: -scores[paper_id])[:k]
-        return self._hits(ranked, scores, passages, cosines, passage_lexical, lexical)
+        return self._hits(ranked, scores, passages, cosines, relevance, lexical)
+
+    def passage_relevance(self, query: str, passages: dict[int, list[int]]) -> dict[int, float]:
+        """passage id -> relevance to `query`, for `passages` (paper id -> passage ids): the
+        passage's own BM25 and cosine fused, the score `search` picks a paper's shown passage by.
+        Without an embedder it is the passage BM25 alone."""
+        vector = self._embed(query) if self.embedder is not None else None
+        relevance = self._relevance(tokenize(query), self._cosines(vector, passages))
+        return {pid: relevance(pid) for group in passages.values() for pid in group}
 
     def _embed(self, query: str):
         if self.embedder is None:
             raise ValueError("dense search needs an embedder")
-        return self.embedder.encode([query])[0]
+        if self._last_query is None or self._last_query[0] != query:
+            self._last_query = (query, self.embedder.encode([query])[0])
+        return self._last_query[1]
 
     def _dense_candidates(self, vector) -> set[int]:
         found = self.reader.dense_search(vector, CANDIDATES)
@@ -77,17 +90,19 @@ class Retriever:
             return {}
         return dict(zip(ids, (self.reader.vectors_of(ids) @ vector).tolist()))
 
-    def _passage_lexical(self, tokens, passages: dict[int, list[int]]) -> dict[int, float]:
-        wanted = {pid for group in passages.values() for pid in group}
-        found = self.reader.lexical_search(tokens, 4 * CANDIDATES, table="passages_fts")
-        return {pid: score for pid, score in found if pid in wanted}
+    def _relevance(self, tokens, cosines: dict[int, float]):
+        """passage id -> its own BM25 and cosine fused. BM25 is scaled to the query's best
+        passage in the whole index, so a passage scores the same whatever papers are asked of."""
+        found = dict(self.reader.lexical_search(tokens, 4 * CANDIDATES, table="passages_fts"))
+        top = max(found.values(), default=0.0) or 1.0
+        return lambda pid: fuse(found.get(pid, 0.0) / top, cosines.get(pid, 0.0), self.dense_weight)
 
     def _paper_scores(self, lexical, cosines, passages, mode: Mode) -> dict[int, float]:
         top = max(lexical.values(), default=0.0) or 1.0
         scores = {}
         for paper_id, group in passages.items():
             lexical_part = lexical.get(paper_id, 0.0) / top
-            dense_part = max((cosines.get(pid, 0.0) for pid in group), default=0.0)
+            dense_part = _best_cosine(group, cosines) or 0.0
             if mode == "lexical":
                 scores[paper_id] = lexical_part
             elif mode == "dense":
@@ -96,26 +111,24 @@ class Retriever:
                 scores[paper_id] = fuse(lexical_part, dense_part, self.dense_weight)
         return scores
 
-    def _best_passage(self, group, cosines, passage_lexical) -> int:
-        """The passage that shows why the paper matched: its own lexical and dense scores."""
-        top = max(passage_lexical.values(), default=0.0) or 1.0
-        return max(
-            group,
-            key=lambda pid: fuse(
-                passage_lexical.get(pid, 0.0) / top, cosines.get(pid, 0.0), self.dense_weight
-            ),
-        )
-
-    def _hits(self, ranked, scores, passages, cosines, passage_lexical, lexical) -> list[Hit]:
+    def _hits(self, ranked, scores, passages, cosines, relevance, lexical) -> list[Hit]:
+        """One hit per paper, showing the passage that best explains the match (max relevance)."""
         papers = self.reader.papers(ranked)
-        chosen = {p: self._best_passage(passages[p], cosines, passage_lexical) for p in ranked}
+        chosen = {p: max(passages[p], key=relevance) for p in ranked}
         texts = self.reader.passages(chosen.values())
         return [
             Hit(rank=rank, score=scores[paper_id], paper=papers[paper_id],
                 passage_id=chosen[paper_id], text=texts[chosen[paper_id]][1],
-                dense=cosines.get(chosen[paper_id]), lexical=lexical.get(paper_id))
+                dense=cosines.get(chosen[paper_id]), lexical=lexical.get(paper_id),
+                best_dense=_best_cosine(passages[paper_id], cosines))
             for rank, paper_id in enumerate(ranked, start=1)
         ]
+
+
+def _best_cosine(group: list[int], cosines: dict[int, float]) -> float | None:
+    """The cosine of the paper's closest passage, or None when nothing was embedded."""
+    found = [cosines[pid] for pid in group if pid in cosines]
+    return max(found) if found else None
 
 
 @contextmanager

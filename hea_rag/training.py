@@ -18,6 +18,7 @@ from hea_rag.finetune import (
 )
 from hea_rag.grounding import Grounder
 from hea_rag.output import status
+from hea_rag.prompt import encode_prompt
 from hea_rag.qa_data import load_pairs
 
 
@@ -81,7 +82,7 @@ def build_examples(qa_path, context_mode, index_dir, tokenizer, model_config, se
     from hea_rag.answer import AskSettings, prompt_budget
 
     top_k = top_k or AskSettings().top_k  # retrieved contexts hold what `ask` would show
-    count = lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])  # noqa: E731
+    count = lambda text: len(encode_prompt(tokenizer, text))  # noqa: E731 - as `ask` counts
     window = int(getattr(model_config, "max_position_embeddings", None) or 2048)
 
     def budget(question: str) -> int:  # what `ask` would allow, within --max-length

@@ -1,5 +1,6 @@
-"""Pick the abstention threshold: the best-passage cosine that separates answerable questions
-(dev QA, `train` split) from off-corpus ones (tests/data/off_corpus_questions.txt).
+"""Pick the abstention threshold: the score `ask` abstains on (answer.gate_score: the cosine of
+the closest passage of the best GATE_HITS papers) that separates answerable questions (dev QA,
+`train` split) from off-corpus ones (tests/data/off_corpus_questions.txt).
 
     .venv/bin/python scripts/calibrate_abstention.py [--index DIR]
 
@@ -19,11 +20,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from hea_rag.answer import GATE_HITS, gate_score  # noqa: E402
 from hea_rag.config import shared_dir  # noqa: E402
 
 
-def best_cosines(retriever, questions: list[str], k: int) -> list[float]:
-    return [max((h.dense or 0.0) for h in retriever.search(q, k=k)) if q else 0.0 for q in questions]
+def gate_scores(retriever, questions: list[str], k: int) -> list[float]:
+    return [gate_score(retriever.search(q, k=k)) if q else 0.0 for q in questions]
 
 
 def main() -> None:
@@ -33,7 +35,7 @@ def main() -> None:
     shared = shared_dir(ROOT)
     parser = argparse.ArgumentParser()
     parser.add_argument("--index", type=Path)
-    parser.add_argument("-k", type=int, default=3, help="papers considered, as `ask --top-k`")
+    parser.add_argument("-k", type=int, default=GATE_HITS, help="papers the gate looks at")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.index or Path(tmp) / "index"
@@ -43,8 +45,8 @@ def main() -> None:
         answerable = [q["question"] for q in qa if q["split"] == "train"]
         off = (ROOT / "tests/data/off_corpus_questions.txt").read_text().splitlines()
         with open_retriever(folder) as retriever:
-            on_scores = best_cosines(retriever, answerable, args.k)
-            off_scores = best_cosines(retriever, [q for q in off if q.strip()], args.k)
+            on_scores = gate_scores(retriever, answerable, args.k)
+            off_scores = gate_scores(retriever, [q for q in off if q.strip()], args.k)
     print("| set | n | min | p05 | median | max |")
     print("|---|---|---|---|---|---|")
     for name, scores in (("answerable (train)", on_scores), ("off-corpus", off_scores)):

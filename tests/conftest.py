@@ -338,6 +338,25 @@ def tiny_phi_dir(tmp_path_factory, phi_tokenizer) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session")
+def bos_tokenizer():
+    """A real fast tokenizer that adds BOS (`<s>`) before every text, as Llama, Mistral and Qwen
+    tokenizers do: a small byte-level BPE trained here, offline, in milliseconds."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<pad>", "<s>", "</s>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    bpe.train_from_iterator([p["Abstract"] for p in HEA_PAPERS] + ["Question: Q?\nAnswer: A"], trainer)
+    bpe.post_processor = processors.TemplateProcessing(
+        single="<s> $A", special_tokens=[("<s>", bpe.token_to_id("<s>"))])
+    return PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<s>", eos_token="</s>",
+                                   pad_token="<pad>")
+
+
 # --- the real shared corpus, indexed once per session ---------------------------------------
 
 

@@ -4,10 +4,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hea_rag.finetune import IGNORE, tokenize_example
 from hea_rag.prompt import (
     answer_complete,
     build_prompt,
     cut_answer,
+    encode_prompt,
     fit_prompt,
     join_passages,
 )
@@ -62,6 +64,56 @@ def test_fit_prompt_takes_whole_passages_most_relevant_first(phi_tokenizer):
     assert used == [passages[0], passages[2]]  # the long one is skipped whole, the short one fits
     assert count(prompt) <= 80
     assert prompt.startswith("Alpha") and "Beta" not in prompt
+
+
+def test_packing_by_relevance_prints_in_reading_order(phi_tokenizer):
+    """The most relevant passage goes in first even when it comes last in the abstract, and the
+    passages that fit are printed as the abstract reads."""
+    count = lambda text: len(phi_tokenizer(text)["input_ids"])  # noqa: E731
+    reading = [(1, "The alloy was cast."), (1, "Then it was rolled " + "again " * 60 + "."),
+               (1, "It was aged."), (1, "Its hardness was 777 HV.")]
+    by_relevance = [reading[3], reading[1], reading[0], reading[2]]
+    prompt, used = fit_prompt("What hardness?", by_relevance, count, 40, print_order=reading)
+    assert used == [reading[0], reading[2], reading[3]]  # the long one is skipped whole
+    assert prompt == ("The alloy was cast. It was aged. Its hardness was 777 HV.\n"
+                      "Question: What hardness?\nAnswer:")
+    only_answer = count(build_prompt(reading[3][1], "What hardness?"))
+    assert fit_prompt("What hardness?", by_relevance, count, only_answer, reading)[1] == [reading[3]]
+
+
+def test_encoded_prompt_starts_with_the_tokenizers_bos_and_has_no_eos(bos_tokenizer):
+    prompt = build_prompt("CoCrNi reached 1200 MPa at 77 K.", "What strength?")
+    text_ids = bos_tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    ids = encode_prompt(bos_tokenizer, prompt)
+    assert ids == [bos_tokenizer.bos_token_id] + text_ids
+    assert ids == bos_tokenizer(prompt)["input_ids"]  # what the tokenizer itself adds
+    assert bos_tokenizer.eos_token_id not in ids
+
+
+def test_encoded_prompt_with_phi2_has_no_special_token(phi_tokenizer):
+    prompt = build_prompt("CoCrFeMnNi is FCC.", "Which lattice?")
+    plain = phi_tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    assert encode_prompt(phi_tokenizer, prompt) == plain
+
+
+def test_training_ids_are_the_inference_prompt_then_answer_and_eos(bos_tokenizer):
+    """Training sees exactly the ids `ask` feeds (BOS included), then the answer and EOS."""
+    prompt = build_prompt("CoCrNi reached 1200 MPa at 77 K.", "What strength?")
+    answer_ids = bos_tokenizer(" 1200 MPa", add_special_tokens=False)["input_ids"]
+    prompt_ids = encode_prompt(bos_tokenizer, prompt)
+    row = tokenize_example(bos_tokenizer, prompt, "1200 MPa", max_length=512)
+    assert row["input_ids"] == prompt_ids + answer_ids + [bos_tokenizer.eos_token_id]
+    assert row["labels"] == [IGNORE] * len(prompt_ids) + answer_ids + [bos_tokenizer.eos_token_id]
+    assert row["attention_mask"] == [1] * len(row["input_ids"])
+
+
+def test_truncated_training_prompt_keeps_its_bos_and_answer(bos_tokenizer):
+    prompt = build_prompt("CoCrNi reached 1200 MPa at 77 K. " * 10, "What strength?")
+    row = tokenize_example(bos_tokenizer, prompt, "1200 MPa", max_length=24)
+    full = tokenize_example(bos_tokenizer, prompt, "1200 MPa", max_length=10_000)
+    assert len(row["input_ids"]) == 24
+    assert row["input_ids"][0] == bos_tokenizer.bos_token_id
+    assert row["input_ids"][1:] == full["input_ids"][len(full["input_ids"]) - 23:]
 
 
 @settings(max_examples=60, deadline=None)

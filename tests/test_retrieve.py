@@ -58,11 +58,22 @@ def test_number_with_unit_finds_its_paper(retriever, mode):
     assert top_doi(retriever, "mass gain of 4.7 mg/cm2", mode) == "10.9999/fake.2024.011"
 
 
-def test_dense_mode_finds_a_paraphrase(retriever):
-    hits = retriever.search("printing metal parts with a laser from powder", k=3, mode="dense")
+def _cosines(retriever, embedder, query, paper_id):
+    """passage id -> cosine to `query`, computed here from the stored vectors."""
+    group = retriever.reader.passage_ids_of([paper_id])[paper_id]
+    vectors = retriever.reader.vectors_of(group)
+    return dict(zip(group, (vectors @ embedder.encode([query])[0]).tolist()))
+
+
+def test_dense_mode_finds_a_paraphrase(retriever, embedder):
+    query = "printing metal parts with a laser from powder"
+    hits = retriever.search(query, k=3, mode="dense")
     assert hits[0].paper.doi == "10.9999/fake.2023.012"
     assert all(h.lexical is None for h in hits)
-    assert all(h.dense is not None and -1.0 <= h.dense <= 1.0 for h in hits)
+    for hit in hits:
+        cosines = _cosines(retriever, embedder, query, hit.paper.id)
+        assert hit.dense == pytest.approx(cosines[hit.passage_id], abs=1e-5)
+        assert hit.score == pytest.approx(max(cosines.values()), abs=1e-5)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -158,7 +169,30 @@ def test_open_retriever_on_missing_index(tmp_path):
             pass
 
 
-def test_search_is_deterministic(retriever):
-    first = [hit_record(h) for h in retriever.search("refractory alloy at 1500 °C", k=5)]
-    second = [hit_record(h) for h in retriever.search("refractory alloy at 1500 °C", k=5)]
-    assert first == second
+@pytest.mark.parametrize("mode", ["hybrid", "dense"])
+def test_hit_carries_the_cosine_of_its_papers_closest_passage(retriever, embedder, mode):
+    """The abstention gate reads `best_dense`: the closest passage of the paper, which need not
+    be the passage shown (that one is picked by its words and meaning together)."""
+    query = "porosity of printed parts from the laser power and scan speed"
+    hits = retriever.search(query, k=3, mode=mode)
+    for hit in hits:
+        cosines = _cosines(retriever, embedder, query, hit.paper.id)
+        assert hit.best_dense == pytest.approx(max(cosines.values()), abs=1e-5)
+        assert hit.dense == pytest.approx(cosines[hit.passage_id], abs=1e-5)
+    assert len(_cosines(retriever, embedder, query, hits[0].paper.id)) > 1  # a long abstract
+
+
+def test_lexical_hits_have_no_cosines(retriever):
+    (hit,) = retriever.search("MoNbVTa0.5Cr", k=1, mode="lexical")
+    assert hit.dense is None and hit.best_dense is None
+
+
+@pytest.mark.parametrize("query", ["stress-relief annealing at 700 °C residual stress",
+                                   "texture along the build direction", "CoCrFeNi hardness"])
+def test_passage_relevance_ranks_the_shown_passage_first(retriever, query):
+    """`ask` packs a paper's passages by this relevance: the shown one must come first."""
+    (hit,) = retriever.search(query, k=1)
+    group = retriever.reader.passage_ids_of([hit.paper.id])
+    relevance = retriever.passage_relevance(query, group)
+    assert set(relevance) == set(group[hit.paper.id])
+    assert max(relevance, key=relevance.get) == hit.passage_id
