@@ -123,9 +123,13 @@ class FinetuneResult:
 
 
 def write_adapter_card(output: Path, base_model: str, context_mode: str, data: str,
-                       settings: TrainSettings, result: FinetuneResult, log_history) -> None:
-    """Metadata (read back by `ask`), a Hugging Face style README and a loss curve."""
-    metadata = {"base_model": base_model, "context_mode": context_mode, "data": data,
+                       settings: TrainSettings, result: FinetuneResult, log_history,
+                       base_fingerprint: dict[str, Any] | None = None) -> None:
+    """Metadata (read back by `ask`), a Hugging Face style README and a loss curve.
+    `base_fingerprint` (adapter.model_fingerprint of the base) lets `ask` accept the same
+    base under another name."""
+    metadata = {"base_model": base_model, "base_fingerprint": base_fingerprint,
+                "context_mode": context_mode, "data": data,
                 "prompt_format": PROMPT_TEMPLATE, "train_examples": result.train_examples,
                 "eval_examples": result.eval_examples, "hyperparameters": asdict(settings),
                 "metrics": result.metrics, "tokens_per_second": result.tokens_per_second}

