@@ -1,8 +1,14 @@
-"""Sentence-transformers embedder: the embedded default, or any hub id or local path."""
+"""Sentence-transformers embedder: the embedded default, or any hub id or local path.
+
+A local model of the plain layout (transformer -> mean pooling -> normalize, as all-MiniLM-L6-v2)
+runs through transformers alone (`MeanPoolingEncoder`): the same vectors, while importing
+sentence-transformers pulls scikit-learn, peft and bitsandbytes into every cold search.
+"""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -73,9 +79,11 @@ def load_embedder(name: str = DEFAULT_EMBEDDER) -> Embedder:
     """Load an embedder by name; one clear error, naming the fix, when it cannot be had here."""
     path = resolve_model_path(name)
     quiet_libraries()
+    device = "cpu" if not _cuda() else None
+    if MeanPoolingEncoder.fits(Path(path)):
+        return Embedder(name=canonical_name(name), model=MeanPoolingEncoder(Path(path), device))
     from sentence_transformers import SentenceTransformer
 
-    device = "cpu" if not _cuda() else None
     try:  # the cache first: a hub id that is not there must not cost the hub client's retries
         model = SentenceTransformer(path, device=device, local_files_only=True)
     except Exception as error:  # hub errors, missing files, bad configs: all mean "not loadable"
@@ -89,6 +97,63 @@ def load_embedder(name: str = DEFAULT_EMBEDDER) -> Embedder:
             ) from None
         model = _download(name, path, device)
     return Embedder(name=canonical_name(name), model=model)
+
+
+class MeanPoolingEncoder:
+    """What SentenceTransformer computes for a transformer -> mean pooling -> normalize model,
+    with transformers alone; the attributes `Embedder` uses have sentence-transformers' names."""
+
+    _LAYOUT = ["sentence_transformers.models.Transformer", "sentence_transformers.models.Pooling",
+               "sentence_transformers.models.Normalize"]
+
+    def __init__(self, folder: Path, device: str | None):
+        from transformers import AutoModel, AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(folder)
+        self.model = AutoModel.from_pretrained(folder).to(device or "cuda").eval()
+        settings = _read_json(folder / "sentence_bert_config.json") or {}
+        self.max_seq_length = int(settings.get("max_seq_length") or self.tokenizer.model_max_length)
+        self.device = self.model.device
+
+    @classmethod
+    def fits(cls, folder: Path) -> bool:
+        """True when `folder` holds exactly that layout, pooling by mean only, without lower-casing."""
+        modules = _read_json(folder / "modules.json")
+        if not isinstance(modules, list) or [m.get("type") for m in modules] not in (
+                cls._LAYOUT, cls._LAYOUT[:2]) or modules[0].get("path"):
+            return False
+        pooling = _read_json(folder / modules[1].get("path", "") / "config.json") or {}
+        settings = _read_json(folder / "sentence_bert_config.json") or {}
+        modes = {key for key, on in pooling.items() if key.startswith("pooling_mode") and on}
+        return modes == {"pooling_mode_mean_tokens"} and not settings.get("do_lower_case")
+
+    def get_embedding_dimension(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    def encode(self, texts: list[str], batch_size: int = 32, **_):
+        """L2-normalized mean of the token states over the attention mask (always normalized:
+        `Embedder.encode` asks for that)."""
+        import numpy as np
+        import torch
+
+        vectors = []
+        for start in range(0, len(texts), batch_size):
+            batch = self.tokenizer([t.strip() for t in texts[start:start + batch_size]],
+                                   padding=True, truncation="longest_first",
+                                   max_length=self.max_seq_length, return_tensors="pt")
+            with torch.inference_mode():
+                states = self.model(**batch.to(self.device)).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).to(states.dtype)
+            pooled = (states * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            vectors.append(torch.nn.functional.normalize(pooled.float(), dim=-1).cpu().numpy())
+        return np.concatenate(vectors)
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def _download(name: str, path: str, device):
