@@ -18,6 +18,7 @@ import click
 from hea_rag import __version__, config
 from hea_rag.answer import GATE_HITS, AskSettings
 from hea_rag.errors import HeaRagError
+from hea_rag.finetune import TrainSettings
 from hea_rag.output import status
 
 index_option = click.option(
@@ -25,6 +26,7 @@ index_option = click.option(
     default=config.DEFAULT_INDEX, envvar=config.ENV_INDEX, show_default=True, show_envvar=True,
     help="Index folder.",
 )
+_TRAIN = TrainSettings()  # finetune's defaults, shown in its --help
 embedder_option = click.option(
     "--embedder", envvar=config.ENV_EMBEDDER, show_envvar=True,
     help="Sentence-transformers model id or local path. Default: the one the index was built "
@@ -301,39 +303,44 @@ def _eval_row_sink(sink, bar, total: int):
               show_default=True, help="Base model: hub id, local folder, or smollm2-135m.")
 @click.option("--output", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Adapter folder.  [default: INDEX/adapter, which `ask` then uses]")
-@click.option("--context", "context_mode", type=click.Choice(["abstract", "retrieved", "given"]),
+@click.option("--context", "context_mode", type=click.Choice(["abstract", "given"]),
               default="abstract", show_default=True,
-              help="What goes before each question: the indexed abstract holding the answer "
-                   "(best end to end in the README's measurement), the passages `ask` would "
-                   "retrieve (gold included), or the file's own context.")
-@click.option("--rank", type=click.IntRange(1), default=8, show_default=True)
-@click.option("--alpha", type=click.IntRange(1), default=16, show_default=True)
-@click.option("--dropout", type=click.FloatRange(0, 1), default=0.05, show_default=True)
+              help="What goes before each question: the indexed abstract holding the answer, "
+                   "packed as `ask` packs its best paper, or the file's own context.")
+@click.option("--rank", type=click.IntRange(1), default=_TRAIN.rank, show_default=True)
+@click.option("--alpha", type=click.IntRange(1), default=_TRAIN.alpha, show_default=True)
+@click.option("--dropout", type=click.FloatRange(0, 1), default=_TRAIN.dropout, show_default=True)
 @click.option("--target-modules", default=None,
               help="Comma-separated module names. Default from the architecture "
                    "(Phi: q_proj,k_proj,v_proj,dense; Llama-style: q_proj,k_proj,v_proj,o_proj).")
-@click.option("--epochs", type=click.FloatRange(0, min_open=True), default=1.0, show_default=True)
-@click.option("--max-steps", type=int, default=-1, show_default=True, help="Overrides --epochs when > 0.")
-@click.option("--lr", type=float, default=2e-4, show_default=True)
-@click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True)
-@click.option("--grad-accum", type=click.IntRange(1), default=1, show_default=True)
-@click.option("--max-length", type=click.IntRange(64), default=1024, show_default=True,
-              help="Most tokens per example (prompt + answer).")
-@click.option("--eval-fraction", type=click.FloatRange(0, 1), default=0.1, show_default=True,
+@click.option("--epochs", type=click.FloatRange(0, min_open=True), default=_TRAIN.epochs,
+              show_default=True)
+@click.option("--max-steps", type=int, default=_TRAIN.max_steps, show_default=True,
+              help="Overrides --epochs when > 0.")
+@click.option("--lr", type=float, default=_TRAIN.lr, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=_TRAIN.batch_size, show_default=True)
+@click.option("--grad-accum", type=click.IntRange(1), default=_TRAIN.grad_accum, show_default=True)
+@click.option("--max-length", type=click.IntRange(64), default=_TRAIN.max_length,
+              show_default=True, help="Most tokens per example (prompt + answer).")
+@click.option("--eval-fraction", type=click.FloatRange(0, 1), default=_TRAIN.eval_fraction,
+              show_default=True,
               help="Share of papers held out (items with a `split` field keep theirs).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=_TRAIN.seed, show_default=True)
 @click.option("--quantize", type=click.Choice(["4bit", "8bit", "none"]), default=None,
               help="Base model precision. Default: 4bit (QLoRA) on CUDA, none on CPU.")
+@click.option("--resume/--no-resume", default=True, show_default=True,
+              help="Continue an interrupted run from its last checkpoint in OUTPUT/checkpoints "
+                   "when data, base model, context and training settings are the same (other "
+                   "checkpoints are removed, said on stderr). --no-resume always starts fresh.")
 @index_option
 def finetune(qa_file, model, output, context_mode, rank, alpha, dropout, target_modules, epochs,
              max_steps, lr, batch_size, grad_accum, max_length, eval_fraction, seed, quantize,
-             index_dir) -> None:
+             resume, index_dir) -> None:
     """Train a LoRA adapter for MODEL on QA_FILE (upstream HEA QA JSON, SQuAD JSON, or JSONL of
     question/answer with optional context, doi, abstract_sha1, split), in `ask`'s prompt format."""
     from contextlib import redirect_stdout
 
     from hea_rag.answer import ADAPTER_DIRNAME
-    from hea_rag.finetune import TrainSettings
     from hea_rag.training import run_finetune
 
     settings = TrainSettings(
@@ -344,9 +351,10 @@ def finetune(qa_file, model, output, context_mode, rank, alpha, dropout, target_
     output = output or index_dir / ADAPTER_DIRNAME
     with redirect_stdout(sys.stderr):  # the Trainer prints its logs; stdout stays for data
         result = run_finetune(qa_file, model, output, context_mode, index_dir, settings, quantize,
-                              show_progress=sys.stderr.isatty())
-    status(f"finetune: adapter saved to {output} ({result.seconds:.0f}s, "
-           f"{result.tokens_per_second:.0f} tokens/s); held-out: {result.metrics}")
+                              show_progress=sys.stderr.isatty(), resume=resume)
+    resumed = f", after step {result.resumed_from_step} restored" if result.resumed_from_step else ""
+    status(f"finetune: adapter saved to {output} ({result.steps} steps in {result.seconds:.0f}s"
+           f"{resumed}, {result.tokens_per_second:.0f} tokens/s); held-out: {result.metrics}")
     print(json.dumps({"adapter": str(output), "metrics": result.metrics,
                       "train_examples": result.train_examples, "eval_examples": result.eval_examples}))
 

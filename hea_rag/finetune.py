@@ -118,8 +118,10 @@ class FinetuneResult:
     train_examples: int
     eval_examples: int
     metrics: dict[str, float] = field(default_factory=dict)
-    tokens_per_second: float = 0.0
+    tokens_per_second: float = 0.0  # real tokens trained per second, this run's steps only
     seconds: float = 0.0
+    steps: int = 0  # optimizer steps trained by this run
+    resumed_from_step: int = 0  # steps restored from a checkpoint of the same run
 
 
 def write_adapter_card(output: Path, base_model: str, context_mode: str, data: str,
@@ -132,7 +134,8 @@ def write_adapter_card(output: Path, base_model: str, context_mode: str, data: s
                 "context_mode": context_mode, "data": data,
                 "prompt_format": PROMPT_TEMPLATE, "train_examples": result.train_examples,
                 "eval_examples": result.eval_examples, "hyperparameters": asdict(settings),
-                "metrics": result.metrics, "tokens_per_second": result.tokens_per_second}
+                "metrics": result.metrics, "tokens_per_second": result.tokens_per_second,
+                "steps": result.steps, "resumed_from_step": result.resumed_from_step}
     (output / "hea_rag_adapter.json").write_text(json.dumps(metadata, indent=2))
     (output / "README.md").write_text(_card(metadata))
     _plot_loss(log_history, output / "loss_curve.png")

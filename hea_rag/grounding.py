@@ -2,9 +2,9 @@
 
 Context modes:
 - `given`: the pair's own context field (the upstream file's is NER pseudo-JSON, not prose);
-- `abstract`: the indexed abstract holding the answer (and the alloy the question names);
-- `retrieved`: the passages `ask` would retrieve, packed the same way, with the gold paper put in
-  when retrieval missed it (as RAFT does), so the model learns to pick the answer out of noise.
+- `abstract`: the indexed abstract holding the answer (and the alloy the question names), packed
+  as `ask` packs its best paper: at `ask`'s default `-k 1` this is what `ask` sends whenever
+  retrieval finds the right paper, so no separate "retrieved" mode is needed.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from hea_rag.lexical import tokenize
 from hea_rag.prompt import fit_prompt
 from hea_rag.qa_data import QAPair
 
-ContextMode = Literal["given", "abstract", "retrieved"]
+ContextMode = Literal["given", "abstract"]
 SEARCH_DEPTH = 10  # hits examined when grounding a pair that names no paper
 
 
@@ -34,12 +34,12 @@ class Example:
 
 class Grounder:
     def __init__(self, mode: ContextMode, count_tokens, budget_for: Callable[[str], int],
-                 retriever=None, top_k: int = 3):
+                 retriever=None):
         """`budget_for(question)` gives the most prompt tokens, as `ask` computes it."""
         if mode != "given" and retriever is None:
             raise ValueError(f"context mode {mode!r} needs an index")
         self.mode, self.count_tokens, self.budget_for = mode, count_tokens, budget_for
-        self.retriever, self.top_k = retriever, top_k
+        self.retriever = retriever
 
     def ground(self, pair: QAPair) -> Example | None:
         """The training example for `pair`, or None when it cannot be grounded."""
@@ -52,8 +52,7 @@ class Grounder:
         paper = self.gold_paper(pair)
         if paper is None:
             return None
-        papers = [paper] if self.mode == "abstract" else self._retrieved_with(pair.question, paper)
-        prompt, _ = pack_papers(self.retriever, pair.question, papers, self.count_tokens,
+        prompt, _ = pack_papers(self.retriever, pair.question, [paper], self.count_tokens,
                                 self.budget_for(pair.question))
         if not _contains(prompt, pair.answer):
             return None  # the answer did not fit in the window: nothing to learn from
@@ -76,13 +75,6 @@ class Grounder:
             return False
         alloys = {t for t in tokenize(pair.question) if t.startswith("sys_")}
         return not alloys or bool(alloys & set(tokenize(abstract)))
-
-    def _retrieved_with(self, question: str, gold: int) -> list[int]:
-        found = [hit.paper.id for hit in self.retriever.search(question, k=self.top_k)]
-        if gold not in found:  # at a position fixed by the question, so not always last
-            found = found[: self.top_k - 1]
-            found.insert(int(_digest(question), 16) % (len(found) + 1), gold)
-        return found
 
 
 def _contains(text: str, answer: str) -> bool:

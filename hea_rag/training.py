@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 from hea_rag.adapter import model_fingerprint
@@ -21,34 +22,33 @@ from hea_rag.grounding import Grounder
 from hea_rag.output import status
 from hea_rag.prompt import encode_prompt
 from hea_rag.qa_data import load_pairs
+from hea_rag.resume import checkpoint_to_resume, restored_progress, run_fingerprint
 
 
 def run_finetune(qa_path: Path, model_name: str, output: Path, context_mode: str,
                  index_dir: Path, settings: TrainSettings, quantize: str | None = None,
-                 top_k: int | None = None, show_progress: bool = False) -> FinetuneResult:
+                 show_progress: bool = False, resume: bool = True) -> FinetuneResult:
+    """`resume`: continue the checkpoint of an interrupted run with the same data and settings
+    (any other checkpoint under `output` is removed first); False always starts fresh."""
     from hea_rag.generator import Generator, default_quantization
 
     cuda = _cuda()
     quantization = quantize or default_quantization(cuda)
     tokenizer, model = load_base(model_name, quantization, cuda)
-    examples = build_examples(qa_path, context_mode, index_dir, tokenizer, model.config, settings,
-                         top_k)
+    examples = build_examples(qa_path, context_mode, index_dir, tokenizer, model.config, settings)
     train, held = split_by_paper(examples, settings.eval_fraction, settings.seed)
     if not train:
         raise HeaRagError(f"{qa_path}: no training example left after grounding and splitting")
     status(f"finetune: {len(train)} training examples, {len(held)} held out (whole papers)")
+    fingerprint = run_fingerprint(model_name, model.config, quantization, context_mode, settings,
+                                  train)
+    checkpoint = checkpoint_to_resume(output / "checkpoints", fingerprint, resume)
     model = with_lora(model, settings, quantization, cuda)
     per_epoch_eval = bool(held) and (cuda or quantization == "none")
     trainer = _trainer(model, tokenizer, train, held, settings, output, cuda, show_progress,
                        per_epoch_eval)
-    started = time.perf_counter()
-    checkpoint = _last_checkpoint(output / "checkpoints")
-    if checkpoint:
-        status(f"finetune: resuming from {checkpoint}")
-    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    seconds = time.perf_counter() - started
-    result = FinetuneResult(output, len(train), len(held), seconds=seconds,
-                            tokens_per_second=_tokens_per_second(trainer, train, seconds))
+    result = FinetuneResult(output, len(train), len(held))
+    train_from(trainer, checkpoint, result)
     generator = Generator(model_name, trainer.model, tokenizer, quantization)
     result.metrics = _held_out_metrics(trainer, generator, held, settings)
     trainer.model.save_pretrained(output)
@@ -75,34 +75,37 @@ def load_base(model_name: str, quantization: str, cuda: bool):
     return tokenizer, load_pretrained(model_name, "model", source, {**extra, **kwargs})
 
 
-def build_examples(qa_path, context_mode, index_dir, tokenizer, model_config, settings, top_k):
+def build_examples(qa_path, context_mode, index_dir, tokenizer, model_config, settings):
+    """The grounded training examples of `qa_path`, packed with `ask`'s budget."""
     pairs, report = load_pairs(qa_path)
     dropped = ", ".join(f"{n} {why}" for why, n in report.dropped.items()) or "none"
     status(f"finetune: {report.kept} QA pairs kept ({report.cleaned} answers cleaned), "
            f"dropped: {dropped}")
     from hea_rag.answer import AskSettings, prompt_budget
 
-    top_k = top_k or AskSettings().top_k  # retrieved contexts hold what `ask` would show
     count = lambda text: len(encode_prompt(tokenizer, text))  # noqa: E731 - as `ask` counts
     window = int(getattr(model_config, "max_position_embeddings", None) or 2048)
 
     def budget(question: str) -> int:  # what `ask` would allow, within --max-length
-        return min(prompt_budget(AskSettings(top_k=top_k), window, count(question)),
+        return min(prompt_budget(AskSettings(), window, count(question)),
                    settings.max_length - 32)
 
-    if context_mode == "given":
-        grounder = Grounder("given", count, budget)
+    with _index_for(context_mode, index_dir) as retriever:
+        grounder = Grounder(context_mode, count, budget, retriever)
         examples = [grounder.ground(pair) for pair in pairs]
-    else:
-        from hea_rag.retrieve import open_retriever
-
-        with open_retriever(index_dir) as retriever:
-            grounder = Grounder(context_mode, count, budget, retriever, top_k)
-            examples = [grounder.ground(pair) for pair in pairs]
     kept = [e for e in examples if e is not None]
     status(f"finetune: {len(kept)} pairs grounded ({context_mode} context), "
            f"{len(examples) - len(kept)} could not be grounded and were skipped")
     return kept
+
+
+def _index_for(context_mode: str, index_dir: Path):
+    """The index to ground in: none for the file's own (`given`) contexts."""
+    if context_mode == "given":
+        return nullcontext(None)
+    from hea_rag.retrieve import open_retriever
+
+    return open_retriever(index_dir)
 
 
 def with_lora(model, settings: TrainSettings, quantization: str, cuda: bool):
@@ -137,6 +140,8 @@ def _trainer(model, tokenizer, train, held, settings, output: Path, cuda: bool, 
     import torch
     from transformers import Trainer, TrainingArguments
 
+    from hea_rag.label_loss import label_loss, with_logits_to_keep
+
     arguments = TrainingArguments(
         output_dir=str(output / "checkpoints"), seed=settings.seed,
         num_train_epochs=settings.epochs, max_steps=settings.max_steps,
@@ -149,11 +154,14 @@ def _trainer(model, tokenizer, train, held, settings, output: Path, cuda: bool, 
         use_cpu=not cuda, bf16=cuda and torch.cuda.is_bf16_supported(),
         optim="paged_adamw_8bit" if cuda else "adamw_torch",
         gradient_checkpointing=cuda, disable_tqdm=not show_progress,
+        include_num_input_tokens_seen="non_padding",  # real tokens, for this run's tokens/s
     )
     return Trainer(
         model=model, args=arguments, train_dataset=_Tokenized(train, tokenizer, settings.max_length),
         eval_dataset=_Tokenized(held, tokenizer, settings.max_length) if held else None,
-        data_collator=lambda features: pad_batch(features, tokenizer.pad_token_id),
+        data_collator=lambda features: with_logits_to_keep(
+            pad_batch(features, tokenizer.pad_token_id)),
+        compute_loss_func=label_loss,  # logits of the labelled positions only: see label_loss.py
     )
 
 
@@ -165,18 +173,17 @@ def _length_grouping(arguments_class) -> dict:
     return {"group_by_length": True}
 
 
-def _last_checkpoint(folder: Path) -> Path | None:
-    """The newest complete checkpoint of an interrupted run in `folder`, if any."""
-    checkpoints = [p for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").exists()]
-    return max(checkpoints, key=lambda p: int(p.name.split("-")[-1]), default=None)
-
-
-def _tokens_per_second(trainer, train, seconds: float) -> float:
-    """Real (unpadded) tokens the optimizer saw per second of training."""
-    args = trainer.args
-    seen = trainer.state.global_step * args.per_device_train_batch_size * args.gradient_accumulation_steps
-    mean_length = sum(len(row["input_ids"]) for row in trainer.train_dataset.rows) / len(train)
-    return seen * mean_length / seconds if seconds else 0.0
+def train_from(trainer, checkpoint: Path | None, result: FinetuneResult) -> None:
+    """Train, continuing `checkpoint` when given. Seconds, steps and tokens/s count only what
+    this run trains (real tokens, padding excluded), never the steps a checkpoint restored."""
+    steps_before, tokens_before = restored_progress(checkpoint)
+    started = time.perf_counter()
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    result.seconds = time.perf_counter() - started
+    result.resumed_from_step = steps_before
+    result.steps = trainer.state.global_step - steps_before
+    tokens = trainer.state.num_input_tokens_seen - tokens_before
+    result.tokens_per_second = tokens / result.seconds if result.steps else 0.0
 
 
 def _held_out_metrics(trainer, generator, held, settings: TrainSettings) -> dict[str, float]:

@@ -75,8 +75,10 @@ def test_malformed_files_raise_input_errors_naming_the_place(tmp_path, name, con
 
 def test_real_upstream_qa_set_parses(shared_dir):
     pairs, report = load_pairs(shared_dir / "data" / "hea_qa" / "HEA_QA_DATASET.json")
-    assert report.kept + sum(report.dropped.values()) == 3392
-    assert report.cleaned > 0 and len(pairs) > 3000  # e.g. "10.6, %" -> "10.6 %"
+    assert (report.kept, report.cleaned, sum(report.dropped.values())) == (3392, 205, 0)
+    density = [p.answer for p in pairs
+               if p.question == "What is the density of MoNbVTa0.5Cr at Room Temperature?"]
+    assert density == ["9.11 g·cm−3"]  # stored as "9.11 g·cm−3,"
     assert all(p.answer == clean_answer(p.answer) and "<" not in p.answer for p in pairs)
 
 
@@ -146,14 +148,16 @@ def tiny_qa(tmp_path_factory):
     return path
 
 
-def _finetune(qa, model_dir, output, quantize, steps=12, **overrides):
+TINY_SETTINGS = dict(rank=8, alpha=16, dropout=0.0, lr=5e-3, batch_size=4, max_length=128,
+                     eval_fraction=0.25, seed=0, logging_steps=1, eval_examples=4)
+
+
+def _finetune(qa, model_dir, output, quantize, steps=12, resume=True, **overrides):
     from hea_rag.training import run_finetune
 
-    settings = TrainSettings(rank=8, alpha=16, dropout=0.0, max_steps=steps, lr=5e-3,
-                             batch_size=4, max_length=128, eval_fraction=0.25, seed=0,
-                             logging_steps=1, eval_examples=4, **overrides)
+    settings = TrainSettings(**{**TINY_SETTINGS, "max_steps": steps, **overrides})
     return run_finetune(qa, str(model_dir), output, "given", output / "no-index", settings,
-                        quantize=quantize)
+                        quantize=quantize, resume=resume)
 
 
 @pytest.mark.parametrize("quantize", ["none", "4bit"])
@@ -166,7 +170,7 @@ def test_tiny_phi_trains_saves_and_reloads(tiny_qa, tiny_phi_dir, tmp_path, quan
     losses = [row["loss"] for row in _log(tmp_path / "adapter") if "loss" in row]
     assert losses[-1] < losses[0], f"loss did not fall: {losses}"
     assert result.train_examples == 6 and result.eval_examples == 2
-    assert {"eval_loss", "exact_match", "f1", "contains"} <= set(result.metrics)
+    assert (result.steps, result.resumed_from_step, result.metrics["answered"]) == (12, 0, 2)
     folder = tmp_path / "adapter"
     for name in ("adapter_config.json", "adapter_model.safetensors", "README.md",
                  "hea_rag_adapter.json", "loss_curve.png", "tokenizer.json"):
@@ -175,6 +179,8 @@ def test_tiny_phi_trains_saves_and_reloads(tiny_qa, tiny_phi_dir, tmp_path, quan
     assert set(config["target_modules"]) == {"q_proj", "k_proj", "v_proj", "dense"}
     metadata = json.loads((folder / "hea_rag_adapter.json").read_text())
     assert metadata["base_model"] == str(tiny_phi_dir) and metadata["context_mode"] == "given"
+    assert metadata["metrics"] == result.metrics and metadata["metrics"]["eval_loss"] > 0
+    assert metadata["hyperparameters"]["lr"] == 5e-3 and metadata["steps"] == 12
     plain = load_generator(str(tiny_phi_dir), quantize="none")
     adapted = load_generator(str(tiny_phi_dir), adapter=folder, quantize="none")
     ids = plain.tokenizer("Which lattice does CoCrNi have?", return_tensors="pt")
@@ -195,14 +201,179 @@ def test_interrupted_run_resumes_from_its_last_checkpoint(tiny_qa, tiny_phi_dir,
     shutil.rmtree(output / "checkpoints" / "checkpoint-4")
     (output / "adapter_model.safetensors").unlink()
     capsys.readouterr()
-    _finetune(tiny_qa, tiny_phi_dir, output, "none", steps=4, save_steps=2)
+    result = _finetune(tiny_qa, tiny_phi_dir, output, "none", steps=4, save_steps=2)
     err = capsys.readouterr().err
-    assert "resuming from" in err and "checkpoint-2" in err
-    state = json.loads((output / "checkpoints" / "checkpoint-4" / "trainer_state.json").read_text())
+    assert "resuming from" in err and "checkpoint-2" in err and "starting fresh" not in err
+    state = _state(output, 4)
     assert state["global_step"] == 4
     steps_logged = [row["step"] for row in state["log_history"] if "loss" in row]
     assert steps_logged == [1, 2, 3, 4]  # steps 1-2 come from the checkpoint, not a rerun from 0
     assert (output / "adapter_model.safetensors").exists()
+    # throughput counts the two steps trained now, not the two restored
+    assert (result.steps, result.resumed_from_step) == (2, 2)
+    trained_now = state["num_input_tokens_seen"] - _state(output, 2)["num_input_tokens_seen"]
+    assert 0 < trained_now < state["num_input_tokens_seen"]
+    assert result.tokens_per_second * result.seconds == pytest.approx(trained_now)
+
+
+def _state(folder, step):
+    path = folder / "checkpoints" / f"checkpoint-{step}" / "trainer_state.json"
+    return json.loads(path.read_text())
+
+
+def test_rerun_with_other_settings_or_base_starts_fresh_and_trains_every_step(
+        tiny_qa, tiny_phi_dir, phi_tokenizer, tmp_path, capsys):
+    """The stale checkpoint of another run is never resumed: not with another learning rate
+    (it would train zero steps and claim the new settings), not on another base (a crash)."""
+    output = tmp_path / "adapter"
+    _finetune(tiny_qa, tiny_phi_dir, output, "none", steps=4, save_steps=2, eval_fraction=0)
+    capsys.readouterr()
+    result = _finetune(tiny_qa, tiny_phi_dir, output, "none", steps=4, save_steps=2,
+                       eval_fraction=0, lr=1e-3)
+    err = capsys.readouterr().err
+    assert "starting fresh, removing 2 checkpoint(s)" in err and "different lr" in err
+    assert "resuming" not in err and (result.steps, result.resumed_from_step) == (4, 0)
+    rates = [row["learning_rate"] for row in _state(output, 4)["log_history"] if "loss" in row]
+    assert len(rates) == 4 and max(rates) <= 1e-3  # no step of the 5e-3 run is left
+    metadata = json.loads((output / "hea_rag_adapter.json").read_text())
+    assert (metadata["hyperparameters"]["lr"], metadata["steps"]) == (1e-3, 4)
+
+    other_base = _tiny_phi(tmp_path / "other-base", phi_tokenizer, hidden_size=32)
+    result = _finetune(tiny_qa, other_base, output, "none", steps=4, save_steps=2,
+                       eval_fraction=0, lr=1e-3)
+    err = capsys.readouterr().err
+    assert "starting fresh" in err and "different base_model, architecture" in err
+    assert (result.steps, result.resumed_from_step) == (4, 0)
+
+
+def _tiny_phi(folder, tokenizer, hidden_size):
+    """Another tiny Phi, saved with the real Phi-2 tokenizer."""
+    from transformers import PhiConfig, PhiForCausalLM
+
+    config = PhiConfig(vocab_size=51200, hidden_size=hidden_size, intermediate_size=64,
+                       num_hidden_layers=1, num_attention_heads=4, eos_token_id=50256,
+                       bos_token_id=50256)
+    PhiForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_no_resume_starts_fresh_where_a_matching_run_would_resume(tiny_qa, tiny_phi_dir,
+                                                                   tmp_path):
+    from click.testing import CliRunner
+
+    from hea_rag.cli import cli
+
+    output = tmp_path / "adapter"
+    command = ["finetune", str(tiny_qa), "--model", str(tiny_phi_dir), "--context", "given",
+               "--output", str(output), "--max-steps", "2", "--batch-size", "4",
+               "--max-length", "128", "--eval-fraction", "0"]
+    first = CliRunner().invoke(cli, command)
+    assert first.exit_code == 0, first.stderr
+    (output / "checkpoints" / "checkpoint-2" / "trainer_state.json").unlink()  # died mid-save
+    again = CliRunner().invoke(cli, command)
+    assert again.exit_code == 0, again.stderr
+    assert "none of them was completely written" in again.stderr
+    same = CliRunner().invoke(cli, command)
+    assert "resuming from" in same.stderr and "0 steps" in same.stderr
+    fresh = CliRunner().invoke(cli, command + ["--no-resume"])
+    assert fresh.exit_code == 0, fresh.stderr
+    assert "starting fresh, removing 1 checkpoint(s)" in fresh.stderr
+    assert "--no-resume" in fresh.stderr and "2 steps in" in fresh.stderr
+    assert json.loads((output / "hea_rag_adapter.json").read_text())["steps"] == 2
+
+
+def test_checkpoints_without_a_readable_run_record_are_stale(tmp_path, capsys):
+    from hea_rag.resume import RUN_FILE, checkpoint_to_resume
+
+    folder = tmp_path / "checkpoints"
+    (folder / "checkpoint-50").mkdir(parents=True)
+    (folder / "checkpoint-50" / "trainer_state.json").write_text("{}")
+    (folder / "checkpoint-notes").mkdir()  # not a checkpoint: left alone
+    assert checkpoint_to_resume(folder, {"lr": 0.1}) is None
+    assert "no readable run.json" in capsys.readouterr().err
+    assert sorted(p.name for p in folder.iterdir()) == ["checkpoint-notes", RUN_FILE]
+    (folder / "checkpoint-50").mkdir()
+    (folder / "checkpoint-50" / "trainer_state.json").write_text("{}")
+    assert checkpoint_to_resume(folder, {"lr": 0.1}) == folder / "checkpoint-50"
+    (folder / RUN_FILE).write_text('{"lr": 0.1')  # torn write of an old version
+    assert checkpoint_to_resume(folder, {"lr": 0.1}) is None
+    assert not (folder / "checkpoint-50").exists()
+
+
+def test_fingerprint_changes_with_the_training_examples_not_with_logging(tiny_phi_dir):
+    from transformers import AutoConfig
+
+    from hea_rag.resume import run_fingerprint
+
+    config = AutoConfig.from_pretrained(tiny_phi_dir)
+    examples = [Example("ctx\nQuestion: q?\nAnswer:", "FCC", "paper:1", None)]
+    base = run_fingerprint("m", config, "none", "abstract", TrainSettings(), examples)
+    assert base == run_fingerprint("m", config, "none", "abstract",
+                                   TrainSettings(logging_steps=1, save_steps=7), examples)
+    other = [Example("ctx\nQuestion: q?\nAnswer:", "BCC", "paper:1", None)]
+    changed = run_fingerprint("m", config, "none", "abstract", TrainSettings(), other)
+    assert {k for k in base if base[k] != changed[k]} == {"train_examples_sha256"}
+    assert base["architecture"]["hidden_size"] == 64 and base["max_length"] == 1024
+
+
+# --- memory: logits only where labels are ---------------------------------------------------
+
+
+def _two_row_batch(tokenizer):
+    rows = [tokenize_example(tokenizer, build_prompt("MoNbTaW keeps 405 MPa at 1600 °C.",
+                                                     "Yield strength at 1600 °C?"), "405 MPa", 128),
+            tokenize_example(tokenizer, build_prompt("CoCrNi is FCC.", "Which lattice?"), "FCC", 128)]
+    return rows, pad_batch(rows, tokenizer.pad_token_id)
+
+
+def test_label_loss_equals_the_models_own_loss_and_gradient(tiny_phi_dir, phi_tokenizer):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from hea_rag.label_loss import label_loss, with_logits_to_keep
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_phi_dir)
+    rows, batch = _two_row_batch(phi_tokenizer)
+    weight = model.model.layers[0].self_attn.q_proj.weight
+    expected = model(**batch).loss
+    inputs = with_logits_to_keep(batch)
+    labels = inputs.pop("labels")
+    outputs = model(**inputs)
+    # the short row's answer ends where the long row's prompt still runs: the union is kept
+    predicting = {i - 1 for row in rows for i, label in enumerate(row["labels"]) if label != IGNORE}
+    assert outputs.logits.shape[:2] == (2, len(predicting)) < (2, batch["input_ids"].shape[1])
+    loss = label_loss(outputs, labels)
+    assert abs(loss.item() - expected.item()) < 1e-5
+    count = sum(label != IGNORE for row in rows for label in row["labels"])
+    summed = label_loss(outputs, labels, num_items_in_batch=torch.tensor(count))
+    assert abs(summed.item() - expected.item()) < 1e-5
+    want, = torch.autograd.grad(expected, weight, retain_graph=True)
+    got, = torch.autograd.grad(loss, weight)
+    assert torch.allclose(got, want, atol=1e-6)
+
+
+def test_trainer_projects_only_label_positions_onto_the_vocabulary(tiny_phi_dir, phi_tokenizer,
+                                                                   tmp_path):
+    """The memory fix in place: the Trainer's loss asks the model for the logits of the label
+    positions, not of every position (the whole-vocabulary tensor that took 14 GB)."""
+    from transformers import AutoModelForCausalLM
+
+    from hea_rag.training import _trainer, with_lora
+
+    settings = TrainSettings(**TINY_SETTINGS)
+    model = with_lora(AutoModelForCausalLM.from_pretrained(tiny_phi_dir), settings, "none", False)
+    examples = [Example(build_prompt("CoCrNi is FCC.", "Which lattice?"), "FCC", "p", None)]
+    trainer = _trainer(model, phi_tokenizer, examples, [], settings, tmp_path, False, False, False)
+    rows, batch = _two_row_batch(phi_tokenizer)
+    predicting = {i - 1 for row in rows for i, label in enumerate(row["labels"]) if label != IGNORE}
+    shapes = []
+    head = model.get_output_embeddings()
+    hook = head.register_forward_hook(lambda module, args, out: shapes.append(tuple(out.shape)))
+    loss = trainer.compute_loss(trainer.model, trainer.data_collator(rows))
+    hook.remove()
+    assert shapes == [(2, len(predicting), 51200)] and len(predicting) < batch["input_ids"].shape[1]
+    assert abs(loss.item() - model(**batch).loss.item()) < 1e-5
 
 
 def test_grounding_matches_answers_whatever_their_spacing():
