@@ -16,10 +16,12 @@ from hea_rag.errors import IndexDamagedError, IndexMissingError
 from hea_rag.ingest import STDIN_NAME, Failed, Paper, Skipped, read_path
 from hea_rag.lexical import tokenize
 from hea_rag.store import (
+    MANIFEST,
     IndexReader,
     Manifest,
     NewPassage,
     commit_generation,
+    orphan_generations,
     read_stored_papers,
     remove_stale_generations,
     write_lock,
@@ -148,7 +150,11 @@ def _stored_papers(folder, manifest, have_paths: bool, summary: IndexSummary) ->
 
 
 def _existing_manifest(folder: Path) -> Manifest | None:
-    return Manifest.load(folder) if (folder / "manifest.json").exists() else None
+    """The index's manifest; None for a new index. Generations without a manifest are refused
+    (Manifest.load says so), not swept away as leftovers: they hold the papers."""
+    if (folder / MANIFEST).exists() or orphan_generations(folder):
+        return Manifest.load(folder)
+    return None
 
 
 def _read_new_papers(paths: Iterable[str], folder: Path | None, summary: IndexSummary) -> _Batch:

@@ -127,6 +127,10 @@ def damaged(folder: Path, path: Path, problem: str) -> IndexDamagedError:
 def _read_manifest(folder: Path) -> dict:
     path = folder / MANIFEST
     if not path.exists():
+        orphans = orphan_generations(folder)
+        if orphans:  # a lost manifest.json: the papers are still there, --rebuild recovers them
+            raise damaged(folder, path, f"missing, while {', '.join(orphans)} hold an index "
+                                        "(to start afresh instead, delete the folder)")
         raise IndexMissingError(f"no index at {folder}: run `hea-rag index PATH` first")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -137,6 +141,11 @@ def _read_manifest(folder: Path) -> dict:
     if problem:
         raise damaged(folder, path, problem)
     return data
+
+
+def orphan_generations(folder: Path) -> list[str]:
+    """Generation folders holding a database, whether or not a manifest names one."""
+    return sorted(p.parent.name for p in folder.glob("gen-*/" + SQLITE_FILE))
 
 
 def _manifest_problem(data) -> str | None:

@@ -263,3 +263,12 @@ def test_read_only_folder_searches_but_refuses_writes(index, more_csv):
         for path in paths:
             path.chmod(0o755 if path.is_dir() else 0o644)
     assert_sound(index)
+
+
+def test_deleted_manifest_keeps_the_generations_for_rebuild(index):
+    """A lost manifest.json is damage, not a new index: `index` must not sweep the generation
+    that holds the papers away as a leftover."""
+    path = index / "manifest.json"
+    path.unlink()
+    assert_refused_everywhere(index, path, "missing, while gen-")
+    assert_rebuilt(index)
