@@ -161,11 +161,16 @@ def _finetune(qa, model_dir, output, quantize, steps=12, resume=True, **override
 
 
 @pytest.mark.parametrize("quantize", ["none", "4bit"])
-def test_tiny_phi_trains_saves_and_reloads(tiny_qa, tiny_phi_dir, tmp_path, quantize):
+def test_tiny_phi_trains_saves_and_reloads(tiny_qa, tiny_phi_dir, tmp_path, quantize,
+                                           monkeypatch):
     import torch
+    from transformers import Trainer
 
     from hea_rag.generator import load_generator
 
+    evaluated_at, evaluate = [], Trainer.evaluate
+    monkeypatch.setattr(Trainer, "evaluate", lambda self, *args, **kwargs: (
+        evaluated_at.append(self.state.global_step) or evaluate(self, *args, **kwargs)))
     result = _finetune(tiny_qa, tiny_phi_dir, tmp_path / "adapter", quantize)
     losses = [row["loss"] for row in _log(tmp_path / "adapter") if "loss" in row]
     assert losses[-1] < losses[0], f"loss did not fall: {losses}"
@@ -180,6 +185,7 @@ def test_tiny_phi_trains_saves_and_reloads(tiny_qa, tiny_phi_dir, tmp_path, quan
     metadata = json.loads((folder / "hea_rag_adapter.json").read_text())
     assert metadata["base_model"] == str(tiny_phi_dir) and metadata["context_mode"] == "given"
     assert metadata["metrics"] == result.metrics and metadata["metrics"]["eval_loss"] > 0
+    assert evaluated_at[-1] == 12 and len(set(evaluated_at)) == len(evaluated_at)  # none redone
     assert metadata["hyperparameters"]["lr"] == 5e-3 and metadata["steps"] == 12
     plain = load_generator(str(tiny_phi_dir), quantize="none")
     adapted = load_generator(str(tiny_phi_dir), adapter=folder, quantize="none")
@@ -374,6 +380,26 @@ def test_trainer_projects_only_label_positions_onto_the_vocabulary(tiny_phi_dir,
     hook.remove()
     assert shapes == [(2, len(predicting), 51200)] and len(predicting) < batch["input_ids"].shape[1]
     assert abs(loss.item() - model(**batch).loss.item()) < 1e-5
+
+
+def test_training_recomputes_activations_instead_of_keeping_them(tiny_phi_dir, phi_tokenizer,
+                                                                  tmp_path):
+    """Activation checkpointing on the CPU too (activations, not logits, then fill memory): each
+    layer's inside runs twice per step, once forward and once again in backward."""
+    from transformers import AutoModelForCausalLM
+
+    from hea_rag.training import _trainer, with_lora
+
+    settings = TrainSettings(**{**TINY_SETTINGS, "max_steps": 1, "save_steps": 10})
+    model = with_lora(AutoModelForCausalLM.from_pretrained(tiny_phi_dir), settings, "none", False)
+    examples = [Example(build_prompt("CoCrNi is FCC.", "Which lattice?"), "FCC", "p", None)] * 4
+    trainer = _trainer(model, phi_tokenizer, examples, [], settings, tmp_path, False, False, False)
+    calls = []
+    mlp = model.base_model.model.model.layers[-1].mlp  # the first one's input needs no gradient
+    forward = mlp.forward  # wrapped on the instance: module hooks do not run in the recompute
+    mlp.forward = lambda *args, **kwargs: calls.append(mlp.training) or forward(*args, **kwargs)
+    trainer.train()
+    assert calls == [True, True]
 
 
 def test_grounding_matches_answers_whatever_their_spacing():
