@@ -1,18 +1,21 @@
 """Fine-tuning benchmark: SmolLM2-135M on dev_qa `train`, scored with `hea-rag eval` on `heldout`.
 
     .venv/bin/python scripts/bench_finetune.py [--max-steps 160] [--limit N] [--padded-steps 10]
-        [--contexts abstract,retrieved] [--reuse MODE=ADAPTER_DIR]
+        [--contexts abstract] [--reuse MODE=ADAPTER_DIR] [--memory-steps 6] [--only-memory]
 
 1. indexes the shared CSV (or reuses --index);
 2. `hea-rag eval` before training (no adapter), gold-abstract and retrieved context;
 3. for each training context mode: `hea-rag finetune --context MODE` on the `train` items only,
    timing it, then `hea-rag eval` with that adapter;
 4. a plain padded loop (every batch padded to --max-length, no length grouping) for a few steps
-   on the same examples, for the training tokens/s ratio measured in this same run.
+   on the same examples, for the training tokens/s ratio measured in this same run;
+5. peak memory at `hea-rag finetune`'s own defaults (batch size, --max-length, held-out share),
+   for --memory-steps steps on the `train` items (`--only-memory`: this step alone).
 `--reuse abstract=DIR` scores an adapter that `hea-rag finetune --context abstract` already wrote
 with this script's settings instead of training it again (its card holds the training tokens/s;
 wall time and peak RSS of training print as "reused").
-Prints EM, F1 and contains before/after, tokens/s, wall time and peak RSS of each process.
+Prints EM, F1 and contains before/after, tokens/s, wall time and peak RSS of each process
+(peak RSS: the child's ru_maxrss, as `/usr/bin/time -v` reports it).
 """
 
 from __future__ import annotations
@@ -66,7 +69,7 @@ def padded_loop_tokens_per_second(index: Path, train_qa: Path, steps: int, args)
 
     settings = TrainSettings(max_length=args.max_length, batch_size=args.batch_size)
     tokenizer, model = load_base("smollm2-135m", "none", False)
-    examples = build_examples(train_qa, "abstract", index, tokenizer, model.config, settings, None)
+    examples = build_examples(train_qa, "abstract", index, tokenizer, model.config, settings)
     model = with_lora(model, settings, "none", False)
     rows = [tokenize_example(tokenizer, e.prompt, e.answer, args.max_length) for e in examples]
     random.Random(0).shuffle(rows)
@@ -99,8 +102,11 @@ def main() -> None:
     parser.add_argument("--padded-steps", type=int, default=10)
     parser.add_argument("--reuse", action="append", default=[], metavar="MODE=DIR",
                         help="score this already trained adapter for MODE instead of training")
-    parser.add_argument("--contexts", default="abstract,retrieved",
-                        help="training context modes to compare, comma-separated")
+    parser.add_argument("--contexts", default="abstract", type=_modes,
+                        help="training context modes to compare, comma-separated (abstract, given)")
+    parser.add_argument("--memory-steps", type=int, default=6,
+                        help="steps of the peak-memory run at finetune's defaults (0: skip)")
+    parser.add_argument("--only-memory", action="store_true", help="run step 5 alone")
     args = parser.parse_args()
     qa = shared / "bench/dev_qa.jsonl"
     with tempfile.TemporaryDirectory() as tmp:
@@ -111,24 +117,58 @@ def main() -> None:
         train_qa = tmp / "train.jsonl"
         train_qa.write_text("".join(line + "\n" for line in qa.read_text().splitlines()
                                     if json.loads(line)["split"] == "train"))
-        tables = {"none": {g: evaluate(qa, index, None, g, args.limit) for g in (True, False)}}
-        trained = {}
-        reused = dict(item.split("=", 1) for item in args.reuse)
-        for mode in args.contexts.split(","):
-            adapter = Path(reused[mode]) if mode in reused else tmp / f"adapter-{mode}"
-            wall = rss = 0.0
-            if mode not in reused:
-                _, wall, rss = run(CLI + [
-                    "finetune", str(train_qa), "--model", "smollm2-135m", "--index", str(index),
-                    "--context", mode, "--output", str(adapter), "--max-steps", str(args.max_steps),
-                    "--batch-size", str(args.batch_size), "--max-length", str(args.max_length),
-                    "--eval-fraction", "0"])
-            card = json.loads((adapter / "hea_rag_adapter.json").read_text())
-            trained[mode] = {"wall": wall, "rss": rss, "card": card}
-            tables[f"trained, {mode} context"] = {
-                g: evaluate(qa, index, adapter, g, args.limit) for g in (True, False)}
-        padded = padded_loop_tokens_per_second(index, train_qa, args.padded_steps, args)
-    print_tables(args, tables, trained, padded)
+        if not args.only_memory:
+            print_tables(args, *compare_contexts(args, qa, train_qa, index, tmp))
+        if args.memory_steps > 0:
+            print_memory(args.memory_steps, memory_at_defaults(train_qa, index, tmp, args.memory_steps))
+
+
+def _modes(text: str) -> str:
+    modes = [mode for mode in text.split(",") if mode]
+    if not modes or set(modes) - {"abstract", "given"}:
+        raise argparse.ArgumentTypeError(f"context modes are abstract and given, not {text!r}")
+    return ",".join(modes)
+
+
+def compare_contexts(args, qa: Path, train_qa: Path, index: Path, tmp: Path):
+    """Steps 2-4: scores before and after training in each context mode, and the padded loop."""
+    tables = {"none": {g: evaluate(qa, index, None, g, args.limit) for g in (True, False)}}
+    trained = {}
+    reused = dict(item.split("=", 1) for item in args.reuse)
+    for mode in args.contexts.split(","):
+        adapter = Path(reused[mode]) if mode in reused else tmp / f"adapter-{mode}"
+        wall = rss = 0.0
+        if mode not in reused:
+            _, wall, rss = run(CLI + [
+                "finetune", str(train_qa), "--model", "smollm2-135m", "--index", str(index),
+                "--context", mode, "--output", str(adapter), "--max-steps", str(args.max_steps),
+                "--batch-size", str(args.batch_size), "--max-length", str(args.max_length),
+                "--eval-fraction", "0"])
+        card = json.loads((adapter / "hea_rag_adapter.json").read_text())
+        trained[mode] = {"wall": wall, "rss": rss, "card": card}
+        tables[f"trained, {mode} context"] = {
+            g: evaluate(qa, index, adapter, g, args.limit) for g in (True, False)}
+    return tables, trained, padded_loop_tokens_per_second(index, train_qa, args.padded_steps, args)
+
+
+def memory_at_defaults(train_qa: Path, index: Path, tmp: Path, steps: int) -> dict:
+    """Step 5: `hea-rag finetune` with nothing but --max-steps, the way a user first runs it
+    (held-out evaluation at the end included)."""
+    adapter = tmp / "adapter-defaults"
+    _, wall, rss = run(CLI + ["finetune", str(train_qa), "--model", "smollm2-135m",
+                              "--index", str(index), "--output", str(adapter),
+                              "--max-steps", str(steps)])
+    return {"wall": wall, "rss": rss, "card": json.loads((adapter / "hea_rag_adapter.json").read_text())}
+
+
+def print_memory(steps: int, measured: dict) -> None:
+    hyper = measured["card"]["hyperparameters"]
+    print(f"\n## Peak memory of `hea-rag finetune` at its defaults ({steps} steps)\n")
+    print("| batch size | max length | steps | held out | wall (s) | peak RSS (MB) | tokens/s |")
+    print("|---|---|---|---|---|---|---|")
+    print(f"| {hyper['batch_size']} | {hyper['max_length']} | {measured['card']['steps']} "
+          f"| {measured['card']['eval_examples']} | {measured['wall']:.0f} | {measured['rss']:.0f} "
+          f"| {measured['card']['tokens_per_second']:.0f} |")
 
 
 def print_tables(args, tables: dict, trained: dict, padded: float) -> None:
