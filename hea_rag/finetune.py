@@ -1,10 +1,11 @@
 """`hea-rag finetune`: a (Q)LoRA adapter trained on exactly the prompts `ask` sends.
 
     hea-rag finetune ../shared/bench/dev_qa.jsonl --model smollm2-135m --max-steps 160
-    hea-rag finetune qa.json --model microsoft/phi-2 --context retrieved --output runs/phi2-lora
+    hea-rag finetune qa.json --model microsoft/phi-2 --context given --output runs/phi2-lora
     accelerate launch -m hea_rag finetune qa.jsonl ...     # several GPUs, same code
 
-Built on the transformers Trainer: length-grouped batches, checkpoints to resume from, eval loss
+Built on the transformers Trainer: length-grouped batches, checkpoints that a rerun with the same data
+and settings resumes from (hea_rag/resume.py), a loss over the answer positions only, eval loss
 per epoch on held-out papers, and exact match at the end with `ask`'s answer rules.
 """
 

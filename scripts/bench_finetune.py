@@ -9,8 +9,9 @@
    timing it, then `hea-rag eval` with that adapter;
 4. a plain padded loop (every batch padded to --max-length, no length grouping) for a few steps
    on the same examples, for the training tokens/s ratio measured in this same run;
-5. peak memory at `hea-rag finetune`'s own defaults (batch size, --max-length, held-out share),
-   for --memory-steps steps on the `train` items (`--only-memory`: this step alone).
+5. peak memory at `hea-rag finetune`'s own defaults (batch size, --max-length), for
+   --memory-steps steps on the `train` items (all marked `train`, so nothing is held out: load,
+   grounding, training and saving; `--only-memory`: this step alone).
 `--reuse abstract=DIR` scores an adapter that `hea-rag finetune --context abstract` already wrote
 with this script's settings instead of training it again (its card holds the training tokens/s;
 wall time and peak RSS of training print as "reused").
@@ -152,8 +153,7 @@ def compare_contexts(args, qa: Path, train_qa: Path, index: Path, tmp: Path):
 
 
 def memory_at_defaults(train_qa: Path, index: Path, tmp: Path, steps: int) -> dict:
-    """Step 5: `hea-rag finetune` with nothing but --max-steps, the way a user first runs it
-    (held-out evaluation at the end included)."""
+    """Step 5: `hea-rag finetune` with its defaults but --max-steps, on the `train` items."""
     adapter = tmp / "adapter-defaults"
     _, wall, rss = run(CLI + ["finetune", str(train_qa), "--model", "smollm2-135m",
                               "--index", str(index), "--output", str(adapter),
