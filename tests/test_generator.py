@@ -20,28 +20,33 @@ PROMPT = "The CoCrNi alloy reached 1200 MPa.\nQuestion: What strength?\nAnswer:"
 @pytest.fixture(scope="module")
 def tiny_adapter(tiny_phi_dir, tmp_path_factory):
     """A LoRA adapter on q/k/v/dense with non-zero B matrices, so it changes the output."""
-    import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
     base = AutoModelForCausalLM.from_pretrained(tiny_phi_dir)
     model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=sorted(PHI_TARGETS)))
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            if "lora_B" in name:
-                parameter.normal_(0, 0.5)
+    _randomize_lora_b(model, seed=1)
     folder = tmp_path_factory.mktemp("adapter")
     model.save_pretrained(folder)
     (folder / ADAPTER_METADATA).write_text(json.dumps({"base_model": str(tiny_phi_dir)}))
     return folder
 
 
+def _randomize_lora_b(model, seed: int) -> None:
+    """LoRA B starts at zero (a no-op adapter): give it weights so the adapter changes answers."""
+    import torch
+
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0, 0.5)
+
+
 @pytest.fixture(scope="module")
 def plain_peft_adapter(tiny_phi_dir, tmp_path_factory):
     """Like the old tool's published adapter: saved by PEFT alone (no hea-rag metadata), base
     `microsoft/phi-2`, targets q/k/v/o_proj (Phi has `dense`, not `o_proj`)."""
-    import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
@@ -49,11 +54,7 @@ def plain_peft_adapter(tiny_phi_dir, tmp_path_factory):
     base.name_or_path = "microsoft/phi-2"  # as if loaded from the hub: PEFT records this name
     config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
     model = get_peft_model(base, config)
-    torch.manual_seed(2)
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            if "lora_B" in name:
-                parameter.normal_(0, 0.5)
+    _randomize_lora_b(model, seed=2)
     folder = tmp_path_factory.mktemp("plain-peft")
     model.save_pretrained(folder)
     assert json.loads((folder / "adapter_config.json").read_text())["base_model_name_or_path"] == \
