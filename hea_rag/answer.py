@@ -1,4 +1,12 @@
-"""The ask pipeline: retrieve -> decide whether the corpus can answer -> pack -> generate."""
+"""The ask pipeline: retrieve -> decide whether the corpus can answer -> pack -> generate ->
+check the answer against the passage it came from.
+
+Four gates, each with its `reason` (see README, "When hea-rag refuses"):
+`low_score` no passage is close to the question (off-topic); `no_match` the closest papers never
+mention the alloy, property or value the question pins down (evidence.match_question);
+`model` the adapter answered with its trained refusal (prompt.REFUSAL); `unsupported` the answer's
+numbers or key words are not in the text the model read (evidence.find_support).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from hea_rag.chunking import split_sentences
-from hea_rag.prompt import TokenCounter, fit_prompt
+from hea_rag.evidence import find_support, match_question, question_terms
+from hea_rag.prompt import TokenCounter, fit_prompt, is_refusal
 from hea_rag.retrieve import Hit, Retriever
 
 # Below this cosine between the question and the closest passage of the best GATE_HITS papers,
@@ -19,6 +28,14 @@ from hea_rag.retrieve import Hit, Retriever
 DEFAULT_MIN_SCORE = 0.30
 ADAPTER_DIRNAME = "adapter"
 NOT_ANSWERABLE = "The indexed abstracts do not seem to answer this question."
+# what each refusal reason prints (`{detail}`: what the closest paper never mentions)
+REFUSALS = {
+    "low_score": NOT_ANSWERABLE,
+    "no_match": "The indexed papers do not report this: the closest papers never mention {detail}.",
+    "model": "The indexed papers do not report this: the model found no answer in the closest "
+             "paper.",
+    "unsupported": "The model's answer was not found in the paper, so it is not given.",
+}
 # abstention looks at this many best papers whatever -k is: --min-score was calibrated on them
 GATE_HITS = 3
 
@@ -45,6 +62,18 @@ class Source:
 
 
 @dataclass
+class Evidence:
+    """Where the answer stands: `start`/`end` are character offsets of `text` in the paper's
+    abstract as indexed (in the given context, with --context); -1 if it could not be placed."""
+
+    paper_id: int | None
+    doi: str | None
+    start: int
+    end: int
+    text: str
+
+
+@dataclass
 class Answer:
     question: str
     answer: str
@@ -53,9 +82,16 @@ class Answer:
     model: str = ""
     adapter: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    reason: str | None = None  # why it was refused: a key of REFUSALS
+    model_output: str | None = None  # what the model generated, printed or not
+    evidence: Evidence | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def refuse(self, reason: str, detail: str = "") -> None:
+        self.answerable, self.reason = False, reason
+        self.answer = REFUSALS[reason].format(detail=detail or "what the question asks")
 
 
 Stage = Callable[[str], None]  # told what the pipeline is doing, for a status line
@@ -88,14 +124,66 @@ class Answerer:
         answer = Answer(question=question, answer="", answerable=True, model=self.generator.name,
                         adapter=self.generator.adapter)
         if context is None and gate_score(gate_hits) < self.settings.min_score:
-            answer.answerable, answer.answer = False, NOT_ANSWERABLE
+            answer.refuse("low_score")
         else:
-            self.on_stage("generating the answer")
-            prompt, answer.sources = self.prompt_for(question, context, hits)
-            answer.answer = self.generator.generate(prompt, self.settings.max_new_tokens, on_text)
+            self._answer_from_evidence(answer, context, gate_hits, on_text)
         answer.timings = {"retrieve": round(retrieved - started, 4),
                           "generate": round(time.perf_counter() - retrieved, 4)}
         return answer
+
+    def _answer_from_evidence(self, answer: Answer, context: str | None, gate_hits: list[Hit],
+                              on_text) -> None:
+        """Generate from the best papers that mention what the question pins down (or from
+        `context`), then keep the answer only if the text the model read holds it."""
+        terms = question_terms(answer.question)
+        if context is not None:
+            match = match_question(answer.question, context, terms)
+            if not match.ok:
+                return answer.refuse("no_match", match.describe())
+            hits = []
+        else:
+            hits, match = self._matching(gate_hits, terms, answer.question)
+            if not hits:
+                return answer.refuse("no_match", match.describe() if match else "")
+        self.on_stage("generating the answer")
+        prompt, answer.sources, read = self.prompt_for(answer.question, context, hits)
+        output = self.generator.generate(prompt, self.settings.max_new_tokens, on_text)
+        answer.model_output = output
+        if is_refusal(output):
+            return answer.refuse("model")
+        answer.evidence = self._evidence(output, read, context)
+        if answer.evidence is None:
+            return answer.refuse("unsupported")
+        answer.answer = output
+
+    def _matching(self, gate_hits: list[Hit], terms, question: str):
+        """The best `top_k` of the gate's papers that mention every alloy, property and value
+        the question names, and the best paper's match (it says what is missing)."""
+        abstracts = self.retriever.reader.papers([hit.paper.id for hit in gate_hits])
+        matches = [match_question(question, abstracts[h.paper.id].abstract or "", terms)
+                   for h in gate_hits]
+        chosen = [hit for hit, match in zip(gate_hits, matches) if match.ok]
+        return chosen[: self.settings.top_k], (matches[0] if matches else None)
+
+    def _evidence(self, output: str, read: dict[int | None, str],
+                  context: str | None) -> Evidence | None:
+        """The span of a text the model read that holds `output`, in its paper's abstract."""
+        for paper_id, text in read.items():
+            support = find_support(output, text)
+            if not support.supported:
+                continue
+            if paper_id is None:
+                span = support.span
+                return Evidence(None, None, span.start, span.end, span.text)
+            return self._paper_evidence(paper_id, support.span.text)
+        return None
+
+    def _paper_evidence(self, paper_id: int, sentence: str) -> Evidence:
+        paper = self.retriever.reader.papers([paper_id])[paper_id]
+        start, end = locate(paper.abstract or "", sentence)
+        if start < 0:  # passages are sentences of the abstract: this would be a bug upstream
+            return Evidence(paper_id, paper.doi, -1, -1, sentence)
+        return Evidence(paper_id, paper.doi, start, end, paper.abstract[start:end])
 
     def _retrieve(self, question: str) -> list[Hit]:
         if self.retriever is None:
@@ -107,19 +195,25 @@ class Answerer:
         return max(self.settings.top_k, GATE_HITS)
 
     def prompt_for(self, question: str, context: str | None, hits: list[Hit]):
-        """The prompt for `question` over `context` or the hit papers, and the sources it
-        cites: each hit paper with a passage in the prompt, showing its most relevant one."""
+        """The prompt for `question` over `context` or the hit papers; the sources it cites
+        (each hit paper with a passage in the prompt, showing its most relevant one); and what
+        the model reads of each paper (paper id, or None for `context` -> text)."""
         count = self.generator.count_tokens
         budget = prompt_budget(self.settings, self.generator.window, count(question))
         if context is not None:
             passages = [(0, sentence) for sentence in split_sentences(context)]
-            return fit_prompt(question, passages, count, budget)[0], []
+            prompt, used = fit_prompt(question, passages, count, budget)
+            return prompt, [], {None: context} if used else {}
         papers = [hit.paper.id for hit in hits]
-        prompt, used = pack_papers(self.retriever, question, papers, count, budget)
+        packed = pack_papers(self.retriever, question, papers, count, budget)
         shown = {}
-        for paper_id, text in used:
+        for paper_id, text in packed.by_relevance:
             shown.setdefault(paper_id, text)
-        return prompt, [_source(hit, shown[hit.paper.id]) for hit in hits if hit.paper.id in shown]
+        read: dict[int | None, str] = {}
+        for paper_id, text in packed.in_reading_order:
+            read[paper_id] = f"{read[paper_id]} {text}" if paper_id in read else text
+        sources = [_source(hit, shown[hit.paper.id]) for hit in hits if hit.paper.id in shown]
+        return packed.prompt, sources, read
 
 
 def prompt_budget(settings: AskSettings, window: int, question_tokens: int) -> int:
@@ -134,10 +228,17 @@ def gate_score(hits: list[Hit]) -> float:
     return max((hit.best_dense or 0.0 for hit in hits), default=0.0)
 
 
+@dataclass(frozen=True)
+class Packed:
+    prompt: str
+    by_relevance: list[tuple[int, str]]  # (paper id, passage) pairs in the prompt, best first
+    in_reading_order: list[tuple[int, str]]  # the same pairs as the prompt prints them
+
+
 def pack_papers(retriever: Retriever, question: str, paper_ids: list[int],
-                count_tokens: TokenCounter, budget: int) -> tuple[str, list[tuple[int, str]]]:
-    """The prompt over these papers (best first) and the (paper id, passage) pairs it holds,
-    most relevant first. `ask` and `finetune` both build their contexts with this.
+                count_tokens: TokenCounter, budget: int) -> Packed:
+    """The prompt over these papers (best first) and the passages it holds.
+    `ask` and `finetune` both build their contexts with this.
 
     Passages are packed by relevance to the question (best paper first, then each paper's
     passages by their own BM25 and cosine), so a long abstract loses its least relevant
@@ -153,7 +254,18 @@ def pack_papers(retriever: Retriever, question: str, paper_ids: list[int],
                     for pid in sorted(group, key=relevance.__getitem__, reverse=True)]
     prompt, used = fit_prompt(question, by_relevance, count_tokens, budget, in_reading_order)
     chosen = set(used)
-    return prompt, [p for p in by_relevance if p in chosen]
+    return Packed(prompt, [p for p in by_relevance if p in chosen],
+                  [p for p in in_reading_order if p in chosen])
+
+
+def locate(text: str, sentence: str) -> tuple[int, int]:
+    """(start, end) of `sentence` in `text`, whitespace runs matching any whitespace; (-1, -1)
+    when it is not there."""
+    import re
+
+    pattern = r"\s+".join(re.escape(word) for word in sentence.split())
+    match = re.search(pattern, text) if pattern else None
+    return (match.start(), match.end()) if match else (-1, -1)
 
 
 def _source(hit: Hit, text: str) -> Source:
@@ -161,10 +273,23 @@ def _source(hit: Hit, text: str) -> Source:
                   year=hit.paper.year, score=round(hit.score, 4), text=text)
 
 
-def default_adapter(index_dir: Path) -> Path | None:
-    """The adapter stored with the index (where `finetune` puts it by default), if there is one."""
-    candidate = Path(index_dir) / ADAPTER_DIRNAME
-    return candidate if (candidate / "adapter_config.json").exists() else None
+def default_adapter(index_dir: Path, model: str | None = None) -> Path | None:
+    """The adapter `ask` uses when none is named: the one stored with the index (where
+    `finetune` puts it by default), else the one shipped in the package for `model`."""
+    for candidate in (Path(index_dir) / ADAPTER_DIRNAME, shipped_adapter(model)):
+        if candidate is not None and (candidate / "adapter_config.json").exists():
+            return candidate
+    return None
+
+
+def shipped_adapter(model: str | None) -> Path | None:
+    """The adapter trained for an embedded model and shipped with hea-rag
+    (scripts/build_default_adapter.sh), if `model` is one."""
+    from hea_rag.generator import PRESETS
+
+    if model not in PRESETS:
+        return None
+    return Path(__file__).resolve().parent / "adapters" / model
 
 
 @contextmanager
@@ -177,7 +302,7 @@ def open_answerer(index_dir: Path, model: str, adapter: str | None, use_adapter:
     from hea_rag.retrieve import open_retriever
 
     on_stage = on_stage or (lambda stage: None)
-    chosen = (adapter or default_adapter(index_dir)) if use_adapter else None
+    chosen = (adapter or default_adapter(index_dir, model)) if use_adapter else None
     on_stage(f"loading {model}" + (f" with adapter {chosen}" if chosen else ""))
     generator = load_generator(model, chosen, quantize)
     if not need_retrieval:

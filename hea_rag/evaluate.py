@@ -12,6 +12,7 @@ from hea_rag.errors import InputError
 from hea_rag.qa_data import QAPair, read_jsonl_pairs
 
 RECALL_KS = (1, 3, 5, 10)
+REFUSAL_REASONS = ("low_score", "no_match", "model", "unsupported")
 
 
 def load_qa(path: Path, split: str | None = None, limit: int | None = None) -> list[QAPair]:
@@ -70,7 +71,8 @@ class Evaluator:
         seconds = time.perf_counter() - started
         rank = next((h.rank for h in hits if h.paper.id == gold_paper), None)
         return {"question": item.question, "gold": item.answer, "answer": answer.answer,
-                "answerable": answer.answerable, "gold_known": gold_paper is not None,
+                "answerable": answer.answerable, "reason": answer.reason,
+                "model_output": answer.model_output, "gold_known": gold_paper is not None,
                 "rank": rank, "seconds": seconds,
                 **answer_scores(answer.answer if answer.answerable else "", item.answer)}
 
@@ -90,6 +92,8 @@ class Evaluator:
         for key in ("exact_match", "f1", "contains"):
             result[key] = sum(r[key] for r in rows) / count
         result["abstention_rate"] = sum(not r["answerable"] for r in rows) / count
+        for reason in REFUSAL_REASONS:  # which gate refused, as shares of all questions
+            result[f"refused_{reason}"] = sum(r["reason"] == reason for r in rows) / count
         result["seconds_per_question"] = sum(r["seconds"] for r in rows) / count
         return result
 

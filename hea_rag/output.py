@@ -115,27 +115,30 @@ class StageStatus:
         self.stop()
 
 
-def print_answer(answer, streamed: bool = False) -> None:
-    """The answer, then its numbered sources. Rich on a terminal, plain lines in a pipe."""
+def print_answer(answer) -> None:
+    """The answer (or the refusal, in words), the sentence that supports it, then the numbered
+    sources. Rich on a terminal, plain lines in a pipe."""
     if stdout_is_tty():
-        _print_answer_rich(answer, streamed)
+        _print_answer_rich(answer)
         return
     print(answer.answer)
+    if answer.evidence is not None:
+        print(f"  evidence: {answer.evidence.text}")
     for source in answer.sources:
         print(f"[{source.rank}] {source.doi or '-'}\t{source.year or '-'}\t{source.title or ''}")
     sys.stdout.flush()
 
 
-def _print_answer_rich(answer, streamed: bool) -> None:
+def _print_answer_rich(answer) -> None:
     from rich.console import Console
     from rich.markup import escape
 
     console = Console()
-    if streamed:
-        console.print()
-    else:
-        style = "bold" if answer.answerable else "yellow"
-        console.print(escape(answer.answer), style=style, highlight=False)
+    style = "bold" if answer.answerable else "yellow"
+    console.print(escape(answer.answer), style=style, highlight=False)
+    if answer.evidence is not None:
+        console.print(f"  [dim]evidence:[/dim] [italic]{escape(answer.evidence.text)}[/italic]",
+                      highlight=False)
     for source in answer.sources:
         doi = f"https://doi.org/{source.doi}" if source.doi else "no DOI"
         title = source.title or (source.text[:80] + "...")

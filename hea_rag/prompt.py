@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Sequence
 
 PROMPT_TEMPLATE = "{context}\nQuestion: {question}\nAnswer:"
+# what `finetune --negatives` teaches the model to answer when the context does not hold the answer
+REFUSAL = "Not reported in this paper."
 PASSAGE_SEPARATOR = "\n"
 STOP_MARKERS = ("\n", "Question:")
 
@@ -38,6 +40,15 @@ def cut_answer(generated: str) -> str:
         if position != -1:
             end = min(end, position)
     return generated[:end].strip()
+
+
+def is_refusal(answer: str) -> bool:
+    """Whether a generated answer is the trained refusal (case and final full stop aside)."""
+    return _bare(answer) == _bare(REFUSAL)
+
+
+def _bare(text: str) -> str:
+    return " ".join(text.lower().split()).rstrip(".").strip()
 
 
 def answer_complete(generated: str) -> bool:

@@ -146,7 +146,7 @@ def test_finetune_abstract_prompts_equal_the_prompts_ask_sends(folder):
         for question, answer in [(QUESTION, "3346 MPa"),
                                  ("What is the yield strength of MoNbVTa0.5Cr at 1500 °C?", "2783 MPa")]:
             hits = retriever.search(question, k=settings.top_k)
-            ask_prompt, _ = answerer.prompt_for(question, None, hits)
+            ask_prompt, _, _ = answerer.prompt_for(question, None, hits)
             example = grounder.ground(QAPair(question, answer))
             assert example is not None and example.prompt == ask_prompt
             assert ask_prompt.endswith(f"\nQuestion: {question}\nAnswer:")
@@ -167,10 +167,10 @@ def test_abstention_weighs_the_best_three_papers_whatever_k(folder):
         hits = answerer._retrieve(QUESTION)
         assert len(hits) == GATE_HITS == 3
         far_first = [replace(hits[0], best_dense=0.0), replace(hits[1], best_dense=0.9), hits[2]]
-        assert answerer.ask(QUESTION, hits=far_first).answerable
+        assert answerer.ask(QUESTION, hits=far_first).reason != "low_score"
         assert len(answerer.ask(QUESTION, hits=far_first).sources) == 1
         all_far = [replace(hit, best_dense=0.0) for hit in hits]
-        assert not answerer.ask(QUESTION, hits=all_far).answerable
+        assert answerer.ask(QUESTION, hits=all_far).reason == "low_score"
 
 
 def test_prompt_holds_the_cited_passage_of_an_abstract_longer_than_the_budget(
@@ -185,7 +185,7 @@ def test_prompt_holds_the_cited_passage_of_an_abstract_longer_than_the_budget(
         answerer = Answerer(tiny_generator, retriever, settings)
         hits = retriever.search(LONG_QUESTION, k=1)
         assert hits[0].paper.doi == "10.9999/fake.2024.777" and "777 HV" in hits[0].text
-        prompt, sources = answerer.prompt_for(LONG_QUESTION, None, hits)
+        prompt, sources, _ = answerer.prompt_for(LONG_QUESTION, None, hits)
     kept = [sentence for sentence in LONG_SENTENCES if sentence in prompt]
     assert LONG_SENTENCES[-1] in kept and len(kept) < len(LONG_SENTENCES)  # the budget did cut
     assert [prompt.index(s) for s in kept] == sorted(prompt.index(s) for s in kept)
@@ -201,7 +201,7 @@ def test_every_cited_passage_is_in_the_prompt_with_three_papers(long_index, tiny
     with open_retriever(long_index) as retriever:
         answerer = Answerer(tiny_generator, retriever, settings)
         for question in (LONG_QUESTION, "Which alloy reached 2783 MPa?", "hardness of films"):
-            prompt, sources = answerer.prompt_for(question, None, retriever.search(question, k=3))
+            prompt, sources, _ = answerer.prompt_for(question, None, retriever.search(question, k=3))
             assert sources, question
             assert all(source.text in prompt for source in sources), question
 
@@ -222,9 +222,9 @@ def test_abstention_reads_the_papers_closest_passage_not_the_shown_one(long_inde
         shown, best = max(h.dense for h in hits), gate_score(hits)
         assert best == hits[0].best_dense > shown + 0.02
         settings = AskSettings(max_new_tokens=1, min_score=(shown + best) / 2)
-        assert Answerer(tiny_generator, retriever, settings).ask(question).answerable
+        assert Answerer(tiny_generator, retriever, settings).ask(question).reason != "low_score"
         settings = AskSettings(max_new_tokens=1, min_score=best + 0.01)
-        assert not Answerer(tiny_generator, retriever, settings).ask(question).answerable
+        assert Answerer(tiny_generator, retriever, settings).ask(question).reason == "low_score"
 
 
 def test_ask_tells_its_stages_in_order(long_index, tiny_phi_dir):
