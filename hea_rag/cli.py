@@ -197,7 +197,9 @@ def ask(question, as_json, context, model, adapter, no_adapter, quantize, max_ne
         context_tokens, min_score, index_dir) -> None:
     """Answer QUESTION from the indexed abstracts, citing the papers used. With no QUESTION or -,
     answer each line of stdin (models load once), one JSON line per question with --json.
-    On a terminal, stderr shows what is being done until the answer starts."""
+    An answer is printed only once the passage it came from is found to hold it, with that
+    sentence under it; otherwise the refusal says why. On a terminal, stderr shows what is
+    being done meanwhile."""
     from hea_rag.answer import open_answerer
     from hea_rag.output import StageStatus, print_answer, print_answer_error, write_json_line
 
@@ -209,9 +211,8 @@ def ask(question, as_json, context, model, adapter, no_adapter, quantize, max_ne
             index_dir, model, adapter, not no_adapter, quantize, settings,
             need_retrieval=given_context is None, on_stage=shown) as answerer:
         for text in questions:
-            stream = None if (as_json or batch) else _stream_to_terminal(before=shown.stop)
             try:
-                answer = answerer.ask(text, given_context, on_text=stream)
+                answer = answerer.ask(text, given_context)
             except HeaRagError as error:
                 if not batch:
                     raise
@@ -222,7 +223,7 @@ def ask(question, as_json, context, model, adapter, no_adapter, quantize, max_ne
             if as_json:
                 write_json_line(answer.as_dict())
             else:
-                print_answer(answer, streamed=stream is not None and answer.answerable)
+                print_answer(answer)
 
 
 def _read_context(context: str | None) -> str | None:
@@ -233,20 +234,6 @@ def _read_context(context: str | None) -> str | None:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise UserFacingError(f"{path}: cannot read context ({error.__class__.__name__})") from None
-
-
-def _stream_to_terminal(before):
-    """Print answer text as it is generated, when a person watches stdout; `before` runs
-    first (it clears the status line)."""
-    if not sys.stdout.isatty():
-        return None
-
-    def write(text: str) -> None:
-        before()
-        sys.stdout.write(text)
-        sys.stdout.flush()
-
-    return write
 
 
 @cli.command(name="eval")
@@ -298,7 +285,8 @@ def _eval_row_sink(sink, bar, total: int):
 
 
 @cli.command()
-@click.argument("qa_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("qa_files", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--model", envvar=config.ENV_MODEL, show_envvar=True, default=config.DEFAULT_MODEL,
               show_default=True, help="Base model: hub id, local folder, or smollm2-135m.")
 @click.option("--output", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -326,17 +314,25 @@ def _eval_row_sink(sink, bar, total: int):
               show_default=True,
               help="Share of papers held out (items with a `split` field keep theirs).")
 @click.option("--seed", type=int, default=_TRAIN.seed, show_default=True)
+@click.option("--negatives", "negative_rate", type=click.FloatRange(0, 1),
+              default=_TRAIN.negative_rate, show_default=True,
+              help="Share of QA pairs also asked of a similar retrieved paper that lacks the "
+                   "answer, with the target 'Not reported in this paper.' (taught abstention; "
+                   "--context abstract only). 0 turns it off.")
 @click.option("--quantize", type=click.Choice(["4bit", "8bit", "none"]), default=None,
               help="Base model precision. Default: 4bit (QLoRA) on CUDA, none on CPU.")
+@click.option("--gradient-checkpointing/--no-gradient-checkpointing",
+              default=_TRAIN.gradient_checkpointing, show_default=True,
+              help="Recompute activations in backward: far less memory, ~30% more time per step.")
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="Continue an interrupted run from its last checkpoint in OUTPUT/checkpoints "
                    "when data, base model, context and training settings are the same (other "
                    "checkpoints are removed, said on stderr). --no-resume always starts fresh.")
 @index_option
-def finetune(qa_file, model, output, context_mode, rank, alpha, dropout, target_modules, epochs,
-             max_steps, lr, batch_size, grad_accum, max_length, eval_fraction, seed, quantize,
-             resume, index_dir) -> None:
-    """Train a LoRA adapter for MODEL on QA_FILE (upstream HEA QA JSON, SQuAD JSON, or JSONL of
+def finetune(qa_files, model, output, context_mode, rank, alpha, dropout, target_modules, epochs,
+             max_steps, lr, batch_size, grad_accum, max_length, eval_fraction, seed,
+             negative_rate, quantize, gradient_checkpointing, resume, index_dir) -> None:
+    """Train a LoRA adapter for MODEL on QA_FILES (upstream HEA QA JSON, SQuAD JSON, or JSONL of
     question/answer with optional context, doi, abstract_sha1, split), in `ask`'s prompt format."""
     from contextlib import redirect_stdout
 
@@ -347,11 +343,12 @@ def finetune(qa_file, model, output, context_mode, rank, alpha, dropout, target_
         rank=rank, alpha=alpha, dropout=dropout, epochs=epochs, max_steps=max_steps, lr=lr,
         target_modules=target_modules.split(",") if target_modules else None, seed=seed,
         batch_size=batch_size, grad_accum=grad_accum, max_length=max_length,
-        eval_fraction=eval_fraction)
+        eval_fraction=eval_fraction, negative_rate=negative_rate,
+        gradient_checkpointing=gradient_checkpointing)
     output = output or index_dir / ADAPTER_DIRNAME
     with redirect_stdout(sys.stderr):  # the Trainer prints its logs; stdout stays for data
-        result = run_finetune(qa_file, model, output, context_mode, index_dir, settings, quantize,
-                              show_progress=sys.stderr.isatty(), resume=resume)
+        result = run_finetune(list(qa_files), model, output, context_mode, index_dir, settings,
+                              quantize, show_progress=sys.stderr.isatty(), resume=resume)
     resumed = f", after step {result.resumed_from_step} restored" if result.resumed_from_step else ""
     status(f"finetune: adapter saved to {output} ({result.steps} steps in {result.seconds:.0f}s"
            f"{resumed}, {result.tokens_per_second:.0f} tokens/s); held-out: {result.metrics}")

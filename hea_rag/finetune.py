@@ -1,6 +1,7 @@
 """`hea-rag finetune`: a (Q)LoRA adapter trained on exactly the prompts `ask` sends.
 
     hea-rag finetune ../shared/bench/dev_qa.jsonl --model smollm2-135m --max-steps 160
+    hea-rag finetune dev_qa.jsonl HEA_QA_DATASET.json --negatives 0.3 ...   # several QA files
     hea-rag finetune qa.json --model microsoft/phi-2 --context given --output runs/phi2-lora
     accelerate launch -m hea_rag finetune qa.jsonl ...     # several GPUs, same code
 
@@ -19,7 +20,7 @@ from typing import Any
 
 from hea_rag.errors import HeaRagError
 from hea_rag.grounding import Example
-from hea_rag.prompt import PROMPT_TEMPLATE, answer_target, encode_prompt, leading_special_ids
+from hea_rag.prompt import PROMPT_TEMPLATE, REFUSAL, answer_target, encode_prompt, leading_special_ids
 
 IGNORE = -100  # label value the loss skips
 ARCHITECTURE_TARGETS = {
@@ -49,9 +50,14 @@ class TrainSettings:
     max_length: int = 1024
     seed: int = 0
     eval_fraction: float = 0.1
+    # share of QA pairs also asked of a similar paper without their answer, answered with the
+    # refusal (taught abstention; scripts/bench_abstention.py measures it against 0)
+    negative_rate: float = 0.3
     eval_examples: int = 100  # held-out examples answered for exact match at the end
     save_steps: int = 50  # checkpoint interval: an interrupted run resumes from the last one
     logging_steps: int = 5
+    # recompute activations in backward: ~5x less memory for ~30% more time per step
+    gradient_checkpointing: bool = True
 
 
 def tokenize_example(tokenizer, prompt: str, answer: str, max_length: int) -> dict[str, list[int]]:
@@ -133,13 +139,35 @@ def write_adapter_card(output: Path, base_model: str, context_mode: str, data: s
     base under another name."""
     metadata = {"base_model": base_model, "base_fingerprint": base_fingerprint,
                 "context_mode": context_mode, "data": data,
-                "prompt_format": PROMPT_TEMPLATE, "train_examples": result.train_examples,
+                "prompt_format": PROMPT_TEMPLATE, "refusal": REFUSAL, "train_examples": result.train_examples,
                 "eval_examples": result.eval_examples, "hyperparameters": asdict(settings),
                 "metrics": result.metrics, "tokens_per_second": result.tokens_per_second,
-                "steps": result.steps, "resumed_from_step": result.resumed_from_step}
+                "steps": result.steps, "resumed_from_step": result.resumed_from_step,
+                "versions": library_versions(), "command": _command_line()}
     (output / "hea_rag_adapter.json").write_text(json.dumps(metadata, indent=2))
     (output / "README.md").write_text(_card(metadata))
     _plot_loss(log_history, output / "loss_curve.png")
+
+
+def _command_line() -> str:
+    """The command that trained the adapter, as typed (program name shortened)."""
+    import shlex
+    import sys
+
+    return shlex.join(["hea-rag", *sys.argv[1:]])
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of what the adapter was trained with, for the card."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in ("hea-rag", "torch", "transformers", "peft", "bitsandbytes"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return found
 
 
 def _card(metadata: dict[str, Any]) -> str:
@@ -157,8 +185,10 @@ tags: [lora, high-entropy-alloys, question-answering, hea-rag]
 Trained by `hea-rag finetune` to answer questions about High Entropy Alloys from paper abstracts.
 
 - Data: `{metadata['data']}`: {metadata['train_examples']} training examples, {metadata['eval_examples']} held out (whole papers).
+- Taught abstention: a share of {metadata['hyperparameters']['negative_rate']} of the pairs also asked of a similar paper without the answer, target `{metadata['refusal']}`.
 - Context mode: `{metadata['context_mode']}`.
 - Prompt format (loss on the answer and its EOS only): `{prompt}`
+- Command: `{metadata.get('command', '')}`
 - Use: `hea-rag ask "..." --model {metadata['base_model']} --adapter THIS_FOLDER`
 
 ## Hyperparameters
@@ -166,6 +196,10 @@ Trained by `hea-rag finetune` to answer questions about High Entropy Alloys from
 | name | value |
 |---|---|
 {hyper}
+
+## Versions
+
+{", ".join(f"{k} {v}" for k, v in metadata.get("versions", {}).items())}
 
 ## Held-out metrics
 

@@ -5,6 +5,12 @@ Context modes:
 - `abstract`: the indexed abstract holding the answer (and the alloy the question names), packed
   as `ask` packs its best paper: at `ask`'s default `-k 1` this is what `ask` sends whenever
   retrieval finds the right paper, so no separate "retrieved" mode is needed.
+
+Negatives (taught abstention, `abstract` mode): for a share of the pairs, the same question is
+also asked of a similar paper that does not hold the answer, with prompt.REFUSAL as the target.
+The paper is the best retrieved one that `ask`'s own question gate would let through (it names
+the question's alloy, property and values), so the model learns to refuse exactly where the gate
+cannot; failing that, the best retrieved paper without the answer.
 """
 
 from __future__ import annotations
@@ -17,7 +23,8 @@ from typing import Literal
 from hea_rag.answer import pack_papers
 from hea_rag.evaluate import normalize_answer
 from hea_rag.lexical import tokenize
-from hea_rag.prompt import fit_prompt
+from hea_rag.evidence import match_question
+from hea_rag.prompt import REFUSAL, fit_prompt
 from hea_rag.qa_data import QAPair
 
 ContextMode = Literal["given", "abstract"]
@@ -34,12 +41,45 @@ class Example:
 
 class Grounder:
     def __init__(self, mode: ContextMode, count_tokens, budget_for: Callable[[str], int],
-                 retriever=None):
-        """`budget_for(question)` gives the most prompt tokens, as `ask` computes it."""
+                 retriever=None, negative_rate: float = 0.0, seed: int = 0):
+        """`budget_for(question)` gives the most prompt tokens, as `ask` computes it;
+        `negative_rate` the share of pairs that also get a negative example."""
         if mode != "given" and retriever is None:
             raise ValueError(f"context mode {mode!r} needs an index")
         self.mode, self.count_tokens, self.budget_for = mode, count_tokens, budget_for
         self.retriever = retriever
+        self.negative_rate, self.seed = negative_rate, seed
+
+    def examples(self, pair: QAPair) -> list[Example]:
+        """The pair's training example, and its negative when the pair is drawn for one."""
+        positive = self.ground(pair)
+        if positive is None:
+            return []
+        if self.mode == "given" or not self._draws_negative(pair):
+            return [positive]
+        negative = self.negative(pair, int(positive.group.split(":")[1]))
+        return [positive] + ([negative] if negative else [])
+
+    def _draws_negative(self, pair: QAPair) -> bool:
+        """A fixed draw per pair (not per position in the file), so data order changes nothing."""
+        key = f"{self.seed}:{pair.question}:{pair.answer}".encode("utf-8")
+        return int(hashlib.sha1(key).hexdigest()[:8], 16) / 0xFFFFFFFF < self.negative_rate
+
+    def negative(self, pair: QAPair, gold: int) -> Example | None:
+        """The question over a similar retrieved paper that does not hold its answer."""
+        hits = [hit for hit in self.retriever.search(pair.question, k=SEARCH_DEPTH)
+                if hit.paper.id != gold]
+        abstracts = self.retriever.reader.papers([hit.paper.id for hit in hits])
+        without = [h.paper.id for h in hits
+                   if not _contains(abstracts[h.paper.id].abstract or "", pair.answer)]
+        passing = [p for p in without
+                   if match_question(pair.question, abstracts[p].abstract or "").ok]
+        chosen = (passing or without or [None])[0]
+        if chosen is None:
+            return None
+        prompt = pack_papers(self.retriever, pair.question, [chosen], self.count_tokens,
+                             self.budget_for(pair.question)).prompt
+        return Example(prompt, REFUSAL, f"paper:{gold}", pair.split)
 
     def ground(self, pair: QAPair) -> Example | None:
         """The training example for `pair`, or None when it cannot be grounded."""
@@ -52,18 +92,19 @@ class Grounder:
         paper = self.gold_paper(pair)
         if paper is None:
             return None
-        prompt, _ = pack_papers(self.retriever, pair.question, [paper], self.count_tokens,
-                                self.budget_for(pair.question))
+        prompt = pack_papers(self.retriever, pair.question, [paper], self.count_tokens,
+                             self.budget_for(pair.question)).prompt
         if not _contains(prompt, pair.answer):
             return None  # the answer did not fit in the window: nothing to learn from
         return Example(prompt, pair.answer, f"paper:{paper}", pair.split)
 
     def gold_paper(self, pair: QAPair) -> int | None:
-        """The indexed paper whose abstract holds the answer: named by the pair, else searched."""
+        """The indexed paper whose abstract holds the answer: the one the pair names (none if that
+        paper is not indexed), else the first searched one that holds it."""
         reader = self.retriever.reader
-        named = reader.find_paper(pair.doi, pair.abstract_sha1)
-        if named is not None:
-            return named if self._holds(named, pair) else None
+        if pair.doi or pair.abstract_sha1:  # a pair that names its paper is grounded there only
+            named = reader.find_paper(pair.doi, pair.abstract_sha1)
+            return named if named is not None and self._holds(named, pair) else None
         for hit in self.retriever.search(pair.question, k=SEARCH_DEPTH, mode="lexical"):
             if self._holds(hit.paper.id, pair):
                 return hit.paper.id

@@ -23,7 +23,7 @@ from hea_rag.output import status
 RUN_FILE = "run.json"
 _CHECKPOINT = re.compile(r"checkpoint-(\d+)")
 # settings that leave the trained weights unchanged: changing them keeps a checkpoint usable
-_NOT_TRAINING = {"eval_examples", "save_steps", "logging_steps"}
+_NOT_TRAINING = {"eval_examples", "save_steps", "logging_steps", "gradient_checkpointing"}
 
 
 def run_fingerprint(base_model: str, model_config, quantization: str, context_mode: str,

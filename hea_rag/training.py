@@ -22,14 +22,14 @@ from hea_rag.finetune import (
 )
 from hea_rag.grounding import Grounder
 from hea_rag.output import status
-from hea_rag.prompt import encode_prompt
+from hea_rag.prompt import REFUSAL, encode_prompt
 from hea_rag.qa_data import load_pairs
 from hea_rag.resume import checkpoint_to_resume, restored_progress, run_fingerprint
 
 _M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter (malloc.h)
 
 
-def run_finetune(qa_path: Path, model_name: str, output: Path, context_mode: str,
+def run_finetune(qa_paths: list[Path], model_name: str, output: Path, context_mode: str,
                  index_dir: Path, settings: TrainSettings, quantize: str | None = None,
                  show_progress: bool = False, resume: bool = True) -> FinetuneResult:
     """`resume`: continue the checkpoint of an interrupted run with the same data and settings
@@ -40,10 +40,10 @@ def run_finetune(qa_path: Path, model_name: str, output: Path, context_mode: str
     quantization = quantize or default_quantization(cuda)
     return_freed_memory()
     tokenizer, model = load_base(model_name, quantization, cuda)
-    examples = build_examples(qa_path, context_mode, index_dir, tokenizer, model.config, settings)
+    examples = build_examples(qa_paths, context_mode, index_dir, tokenizer, model.config, settings)
     train, held = split_by_paper(examples, settings.eval_fraction, settings.seed)
     if not train:
-        raise HeaRagError(f"{qa_path}: no training example left after grounding and splitting")
+        raise HeaRagError(f"{', '.join(map(str, qa_paths))}: no training example left after grounding and splitting")
     status(f"finetune: {len(train)} training examples, {len(held)} held out (whole papers)")
     fingerprint = run_fingerprint(model_name, model.config, quantization, context_mode, settings,
                                   train)
@@ -58,7 +58,7 @@ def run_finetune(qa_path: Path, model_name: str, output: Path, context_mode: str
     result.metrics = _held_out_metrics(trainer, generator, held, settings)
     trainer.model.save_pretrained(output)
     tokenizer.save_pretrained(output)
-    write_adapter_card(output, model_name, context_mode, str(qa_path), settings, result,
+    write_adapter_card(output, model_name, context_mode, " + ".join(map(str, qa_paths)), settings, result,
                        trainer.state.log_history, base_fingerprint=model_fingerprint(model.config))
     return result
 
@@ -90,12 +90,15 @@ def load_base(model_name: str, quantization: str, cuda: bool):
     return tokenizer, load_pretrained(model_name, "model", source, {**extra, **kwargs})
 
 
-def build_examples(qa_path, context_mode, index_dir, tokenizer, model_config, settings):
-    """The grounded training examples of `qa_path`, packed with `ask`'s budget."""
-    pairs, report = load_pairs(qa_path)
-    dropped = ", ".join(f"{n} {why}" for why, n in report.dropped.items()) or "none"
-    status(f"finetune: {report.kept} QA pairs kept ({report.cleaned} answers cleaned), "
-           f"dropped: {dropped}")
+def build_examples(qa_paths, context_mode, index_dir, tokenizer, model_config, settings):
+    """The grounded training examples of the QA files, packed with `ask`'s budget."""
+    pairs = []
+    for qa_path in qa_paths:
+        loaded, report = load_pairs(qa_path)
+        dropped = ", ".join(f"{n} {why}" for why, n in report.dropped.items()) or "none"
+        status(f"finetune: {qa_path}: {report.kept} QA pairs kept ({report.cleaned} answers "
+               f"cleaned), dropped: {dropped}")
+        pairs += loaded
     from hea_rag.answer import AskSettings, prompt_budget
 
     count = lambda text: len(encode_prompt(tokenizer, text))  # noqa: E731 - as `ask` counts
@@ -106,11 +109,15 @@ def build_examples(qa_path, context_mode, index_dir, tokenizer, model_config, se
                    settings.max_length - 32)
 
     with _index_for(context_mode, index_dir) as retriever:
-        grounder = Grounder(context_mode, count, budget, retriever)
-        examples = [grounder.ground(pair) for pair in pairs]
-    kept = [e for e in examples if e is not None]
-    status(f"finetune: {len(kept)} pairs grounded ({context_mode} context), "
-           f"{len(examples) - len(kept)} could not be grounded and were skipped")
+        grounder = Grounder(context_mode, count, budget, retriever, settings.negative_rate,
+                            settings.seed)
+        examples = [grounder.examples(pair) for pair in pairs]
+    kept = [e for group in examples for e in group]
+    negatives = sum(e.answer == REFUSAL for e in kept)
+    grounded = sum(1 for group in examples if group)
+    status(f"finetune: {grounded} pairs grounded ({context_mode} context), "
+           f"{len(pairs) - grounded} could not be grounded and were skipped; "
+           f"{negatives} negatives (answer: {REFUSAL!r})")
     return kept
 
 
@@ -171,7 +178,7 @@ def _trainer(model, tokenizer, train, held, settings, output: Path, cuda: bool, 
         # activations, not weights, fill the memory on the CPU too: one step of SmolLM2-135M on the
         # 8 longest dev_qa examples peaked at 10.5 GB without checkpointing, 1.8 GB with it
         # (and return_freed_memory), for about 20-40% more time per step
-        gradient_checkpointing=True, disable_tqdm=not show_progress,
+        gradient_checkpointing=settings.gradient_checkpointing, disable_tqdm=not show_progress,
         include_num_input_tokens_seen="non_padding",  # real tokens, for this run's tokens/s
     )
     return Trainer(

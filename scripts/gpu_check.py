@@ -72,7 +72,7 @@ def qlora_steps(model_dir: Path, work: Path) -> dict:
                           for i in range(16)))
     settings = TrainSettings(max_steps=6, batch_size=4, lr=5e-3, max_length=128, logging_steps=1,
                              eval_fraction=0.25, eval_examples=4)
-    result = run_finetune(qa, str(model_dir), work / "adapter", "given", work / "none", settings)
+    result = run_finetune([qa], str(model_dir), work / "adapter", "given", work / "none", settings)
     state = sorted((work / "adapter/checkpoints").glob("checkpoint-*"))[-1] / "trainer_state.json"
     losses = [r["loss"] for r in json.loads(state.read_text())["log_history"] if "loss" in r]
     return {"losses": losses, "metrics": result.metrics,

@@ -156,7 +156,7 @@ def _finetune(qa, model_dir, output, quantize, steps=12, resume=True, **override
     from hea_rag.training import run_finetune
 
     settings = TrainSettings(**{**TINY_SETTINGS, "max_steps": steps, **overrides})
-    return run_finetune(qa, str(model_dir), output, "given", output / "no-index", settings,
+    return run_finetune([qa], str(model_dir), output, "given", output / "no-index", settings,
                         quantize=quantize, resume=resume)
 
 
@@ -435,7 +435,8 @@ def test_finetune_command_defaults_to_abstract_context_and_ask_then_uses_the_ada
     qa.write_text("".join(json.dumps({"question": q, "answer": a}) + "\n" for q, a in CORPUS_QA))
     result = CliRunner().invoke(cli, [
         "finetune", str(qa), "--model", str(tiny_phi_dir), "--index", str(folder),
-        "--max-steps", "2", "--batch-size", "2", "--max-length", "256", "--eval-fraction", "0"])
+        "--max-steps", "2", "--batch-size", "2", "--max-length", "256", "--eval-fraction", "0",
+        "--negatives", "0"])
     assert result.exit_code == 0, result.stderr
     assert "pairs grounded (abstract context)" in result.stderr
     adapter = folder / "adapter"
@@ -447,3 +448,52 @@ def test_finetune_command_defaults_to_abstract_context_and_ask_then_uses_the_ada
     assert answer.exit_code == 0, answer.stderr
     record = json.loads(answer.stdout)
     assert record["adapter"] == str(adapter) and record["sources"]
+
+
+def test_negatives_ask_the_question_of_a_similar_paper_without_the_answer(corpus_csv, tmp_path,
+                                                                          phi_tokenizer):
+    """Taught abstention: with --negatives 1 every grounded pair also comes as the same question
+    over another retrieved paper that lacks its answer, with the refusal as target; the draw is
+    fixed per pair, so file order changes nothing; 0 adds none."""
+    from hea_rag.grounding import Grounder
+    from hea_rag.indexer import index_paths
+    from hea_rag.prompt import REFUSAL
+    from hea_rag.qa_data import QAPair
+    from hea_rag.retrieve import open_retriever
+
+    folder = tmp_path / "index"
+    index_paths([str(corpus_csv)], folder)
+    count = lambda text: len(phi_tokenizer(text)["input_ids"])  # noqa: E731
+    pairs = [QAPair(q, a) for q, a in CORPUS_QA]
+    with open_retriever(folder) as retriever:
+        def ground(rate, order):
+            grounder = Grounder("abstract", count, lambda q: 700, retriever, negative_rate=rate)
+            return [e for pair in order for e in grounder.examples(pair)]
+
+        none, every = ground(0.0, pairs), ground(1.0, pairs)
+        half = ground(0.5, pairs)
+        half_reversed = ground(0.5, pairs[::-1])
+    assert len(none) == len(pairs) and all(e.answer != REFUSAL for e in none)
+    negatives = [e for e in every if e.answer == REFUSAL]
+    assert len(negatives) == len(pairs)
+    for (question, answer), negative, positive in zip(CORPUS_QA, negatives, none):
+        assert negative.prompt.endswith(f"Question: {question}\nAnswer:")
+        assert answer not in negative.prompt and answer in positive.prompt
+        assert negative.group == positive.group  # split with its positive, never across
+        assert negative.prompt != positive.prompt
+    assert sorted(e.prompt for e in half) == sorted(e.prompt for e in half_reversed)
+    assert 0 < sum(e.answer == REFUSAL for e in half) < len(pairs)
+
+
+def test_adapter_card_records_the_negative_rate_and_refusal(tmp_path):
+    from hea_rag.finetune import FinetuneResult, TrainSettings, write_adapter_card
+    from hea_rag.prompt import REFUSAL
+
+    settings = TrainSettings(negative_rate=0.25)
+    write_adapter_card(tmp_path, "base", "abstract", "qa.jsonl", settings,
+                       FinetuneResult(tmp_path, 10, 0), [])
+    metadata = json.loads((tmp_path / "hea_rag_adapter.json").read_text())
+    assert metadata["hyperparameters"]["negative_rate"] == 0.25 and metadata["refusal"] == REFUSAL
+    assert "torch" in metadata["versions"] and "transformers" in metadata["versions"]
+    card = (tmp_path / "README.md").read_text()
+    assert "0.25 of the pairs" in card and REFUSAL in card
