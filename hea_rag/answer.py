@@ -151,7 +151,7 @@ class Answerer:
         answer.model_output = output
         if is_refusal(output):
             return answer.refuse("model")
-        answer.evidence = self._evidence(output, read, context)
+        answer.evidence = self._evidence(output, read, answer.question)
         if answer.evidence is None:
             return answer.refuse("unsupported")
         answer.answer = output
@@ -166,10 +166,10 @@ class Answerer:
         return chosen[: self.settings.top_k], (matches[0] if matches else None)
 
     def _evidence(self, output: str, read: dict[int | None, str],
-                  context: str | None) -> Evidence | None:
+                  question: str) -> Evidence | None:
         """The span of a text the model read that holds `output`, in its paper's abstract."""
         for paper_id, text in read.items():
-            support = find_support(output, text)
+            support = find_support(output, text, question)
             if not support.supported:
                 continue
             if paper_id is None:

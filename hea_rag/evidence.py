@@ -151,10 +151,18 @@ class Support:
     missing: tuple[str, ...] = ()
 
 
-def find_support(answer: str, source: str) -> Support:
+def find_support(answer: str, source: str, question: str = "") -> Support:
     """The sentence (or two adjacent sentences) of `source` holding every number of `answer` and
-    its key words (all of them for a short answer, most for a long one), with its offsets."""
-    numbers, words = numbers_in(answer), _key_words(answer)
+    its key words (all of them for a short answer, most for a long one), with its offsets.
+    Words the answer repeats from `question` ("The measurement temperature ... was 600 °C")
+    claim nothing and need no support; its numbers always do."""
+    numbers = numbers_in(answer)
+    asked = normalize_evidence(question).lower()
+    tokens = set(tokenize(question))
+    every_word = _key_words(answer)
+    words = [w for w in every_word if not (asked and _word_held(w, asked, tokens))]
+    if not numbers and not words:  # an answer picked from the question ("BCC or FCC?" "BCC")
+        words = every_word
     if not numbers and not words:
         return Support(False, missing=("an answer",))
     spans = _sentence_spans(source)

@@ -25,7 +25,6 @@ import json
 import subprocess
 import sys
 import tempfile
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -112,7 +111,7 @@ def calibrate(retriever, shared: Path) -> None:
     print()
 
 
-def report(name: str, results: dict[str, Counter], seconds: float) -> None:
+def report(name: str, results: dict[str, Counter]) -> None:
     answerable, unanswerable = results["answerable"], results["unanswerable"]
     n = answerable["n"] or 1
     share = lambda counts, key: counts[key] / (counts["n"] or 1)  # noqa: E731
@@ -127,7 +126,7 @@ def report(name: str, results: dict[str, Counter], seconds: float) -> None:
           f"| {answerable['wrong'] / n:.3f} | {share(answerable, 'refused'):.3f} ({by_gate or '-'}) "
           f"| {share(unanswerable, 'refused'):.3f} ({unanswered or '-'}) "
           f"| {share(results['in-domain (written)'], 'refused'):.3f} "
-          f"| {share(results['off-topic'], 'refused'):.3f} | {bad} | {seconds:.0f} |")
+          f"| {share(results['off-topic'], 'refused'):.3f} | {bad} |")
 
 
 def main() -> None:
@@ -160,15 +159,14 @@ def main() -> None:
               f"{AskSettings()}\n")
         print("| answering model | EM | contains | wrong | refused answerable (by gate) "
               "| refused unanswerable (by gate) | refused written in-domain | refused off-topic "
-              "| printed numbers not in evidence | seconds |")
-        print("|---|---|---|---|---|---|---|---|---|---|")
+              "| printed numbers not in evidence |")
+        print("|---|---|---|---|---|---|---|---|---|")
         for name, adapter in models:
-            started = time.perf_counter()
             with open_answerer(index, "smollm2-135m", adapter, adapter is not None, None,
                                AskSettings(), need_retrieval=True) as answerer:
                 results = {label: run_set(answerer, items, label == "unanswerable")
                            for label, items in sets.items()}
-            report(name, results, time.perf_counter() - started)
+            report(name, results)
 
 
 if __name__ == "__main__":

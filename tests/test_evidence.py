@@ -314,3 +314,16 @@ def test_a_minus_sign_is_part_of_the_number_but_a_range_dash_is_not():
     question = "What toughness does CoCrNi reach at -196 °C?"
     assert match_question(question, text).ok
     assert not match_question(question, text.replace("−196", "196")).ok
+
+
+def test_words_repeated_from_the_question_need_no_support_but_numbers_do():
+    from hea_rag.evidence import find_support
+
+    source = "The TiZrNbHf alloy was hardened to 410 HV at 600 °C. It stayed single-phase BCC."
+    question = "What is the measurement temperature for the hardness of TiZrNbHf?"
+    answer = "The measurement temperature for the hardness of TiZrNbHf was 600 °C."
+    assert not find_support(answer, source).supported  # "measurement" is not in the text
+    assert find_support(answer, source, question).supported
+    assert not find_support(answer.replace("600", "700"), source, question).supported
+    assert find_support("BCC", source, "Is it BCC or FCC?").supported
+    assert not find_support("FCC", source, "Is it BCC or FCC?").supported
