@@ -110,8 +110,8 @@ class Answerer:
     def ask(self, question: str, context: str | None = None,
             on_text: Callable[[str], None] | None = None, hits: list[Hit] | None = None) -> Answer:
         """Answer one question. `hits`, when given, are search results to use (best first)
-        instead of searching again; the first `top_k` go into the prompt, the first `GATE_HITS` (or
-        `top_k`, if more) decide whether to abstain."""
+        instead of searching again. The first `GATE_HITS` (or `top_k`, if more) decide whether to
+        abstain; the best `top_k` of them that match the question go into the prompt."""
         started = time.perf_counter()
         if context is not None:
             hits = []
@@ -119,7 +119,6 @@ class Answerer:
             self.on_stage("retrieving passages")
             hits = self._retrieve(question)
         gate_hits = hits[: self._search_k]
-        hits = hits[: self.settings.top_k]
         retrieved = time.perf_counter()
         answer = Answer(question=question, answer="", answerable=True, model=self.generator.name,
                         adapter=self.generator.adapter)

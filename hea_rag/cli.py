@@ -372,6 +372,40 @@ def info(index_dir, as_json) -> None:
         raise UserFacingError(failure)
 
 
+@cli.command()
+@index_option
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="JSONL file to write. Default: stdout.")
+@click.option("--per-paper", type=click.IntRange(1, 1000), default=12, show_default=True,
+              help="Most pairs per paper (every statement is asked once before any twice).")
+@click.option("--papers", "selection", default="all", show_default=True,
+              help="Papers to use: `all`; DOIs, comma-separated; or `exclude:FILE`, FILE listing "
+                   "papers to leave out, one per line: a DOI, an abstract sha1, or a JSON object "
+                   "with `doi`/`abstract_sha1` (a QA JSONL file excludes its own papers).")
+@click.option("--heldout-fraction", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Share of papers whose pairs get split `heldout` (a fixed draw per paper; the "
+                   "others get `train`). 0: no split field, finetune makes its own.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the phrasing draw.")
+def synth(index_dir, output, per_paper, selection, heldout_fraction, seed) -> None:
+    """Write question-answer pairs made from the indexed abstracts (JSON Lines: question, answer,
+    kind, paper_id, doi, abstract_sha1, start, end, split), ready for `hea-rag finetune`. Each
+    answer is the span [start, end) of its abstract as indexed. A summary goes to stderr."""
+    from hea_rag.store import IndexReader
+    from hea_rag.synth.source import parse_selection, synth_index
+
+    chosen = parse_selection(selection)
+    handle = open(output, "w", encoding="utf-8") if output else sys.stdout
+    try:
+        with IndexReader(index_dir) as reader:
+            summary = synth_index(
+                reader, chosen, lambda record: handle.write(json.dumps(record, ensure_ascii=False) + "\n"),
+                per_paper, seed, heldout_fraction)
+    finally:
+        if output:
+            handle.close()
+    status(summary.line())
+
+
 def _stdin_lines() -> Iterator[str]:
     for line in sys.stdin:
         if line.strip():
