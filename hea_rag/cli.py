@@ -395,11 +395,10 @@ def synth(index_dir, output, per_paper, selection, heldout_fraction, seed) -> No
 
     chosen = parse_selection(selection)
     handle = open(output, "w", encoding="utf-8") if output else sys.stdout
+    write = lambda record: handle.write(json.dumps(record, ensure_ascii=False) + "\n")  # noqa: E731
     try:
         with IndexReader(index_dir) as reader:
-            summary = synth_index(
-                reader, chosen, lambda record: handle.write(json.dumps(record, ensure_ascii=False) + "\n"),
-                per_paper, seed, heldout_fraction)
+            summary = synth_index(reader, chosen, write, per_paper, seed, heldout_fraction)
     finally:
         if output:
             handle.close()

@@ -32,7 +32,7 @@ VOCABULARY: tuple[tuple[str, str, str], ...] = (
      r"\bstrength|\bstress|\bYS\b|\bUTS\b|\bUCS\b|\bstrong|σ_?(?:y|0\.2)\b"),
     ("ductility", r"\bductil|\bplasticity\b|\belongation|\bstrain\b(?! rate)|\bformab",
      r"\bductil|\bplastic|\belongation|\bstrain\b|\bformab|\bbrittle"),
-    ("hardness", r"\bhardness|\bHV\b|\bvickers", r"\bhardness|\bHV\d*\b|\bvickers|\bindentation"),
+    ("hardness", r"hardness|\bHV\b|\bvickers", r"hardness|\bHV\d*\b|\bvickers|\bindentation"),
     ("density", r"(?<!dislocation )(?<!loop )(?<!current )(?<!energy )(?<!packing )\bdensity"
                 r"|\blighter\b|\bheavier\b|\bg/cm",
      r"(?<!dislocation )(?<!loop )(?<!current )(?<!energy )(?<!packing )\bdensit(?:y|ies)"
