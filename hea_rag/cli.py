@@ -321,6 +321,10 @@ def _eval_row_sink(sink, bar, total: int):
                    "--context abstract only). 0 turns it off.")
 @click.option("--quantize", type=click.Choice(["4bit", "8bit", "none"]), default=None,
               help="Base model precision. Default: 4bit (QLoRA) on CUDA, none on CPU.")
+@click.option("--mix", default=None, metavar="NAME=W,...",
+              help="Weight of each QA file's examples, by file name without extension: "
+                   "`dev_qa=1,synth=2` trains each synth example twice, `=0.5` half of them. "
+                   "Files not named weigh 1. The card records it.")
 @click.option("--gradient-checkpointing/--no-gradient-checkpointing",
               default=_TRAIN.gradient_checkpointing, show_default=True,
               help="Recompute activations in backward: far less memory, ~30% more time per step.")
@@ -331,7 +335,7 @@ def _eval_row_sink(sink, bar, total: int):
 @index_option
 def finetune(qa_files, model, output, context_mode, rank, alpha, dropout, target_modules, epochs,
              max_steps, lr, batch_size, grad_accum, max_length, eval_fraction, seed,
-             negative_rate, quantize, gradient_checkpointing, resume, index_dir) -> None:
+             negative_rate, quantize, mix, gradient_checkpointing, resume, index_dir) -> None:
     """Train a LoRA adapter for MODEL on QA_FILES (upstream HEA QA JSON, SQuAD JSON, or JSONL of
     question/answer with optional context, doi, abstract_sha1, split), in `ask`'s prompt format."""
     from contextlib import redirect_stdout
@@ -343,7 +347,7 @@ def finetune(qa_files, model, output, context_mode, rank, alpha, dropout, target
         rank=rank, alpha=alpha, dropout=dropout, epochs=epochs, max_steps=max_steps, lr=lr,
         target_modules=target_modules.split(",") if target_modules else None, seed=seed,
         batch_size=batch_size, grad_accum=grad_accum, max_length=max_length,
-        eval_fraction=eval_fraction, negative_rate=negative_rate,
+        eval_fraction=eval_fraction, negative_rate=negative_rate, mix=_parse_mix(mix),
         gradient_checkpointing=gradient_checkpointing)
     output = output or index_dir / ADAPTER_DIRNAME
     with redirect_stdout(sys.stderr):  # the Trainer prints its logs; stdout stays for data
@@ -354,6 +358,21 @@ def finetune(qa_files, model, output, context_mode, rank, alpha, dropout, target
            f"{resumed}, {result.tokens_per_second:.0f} tokens/s); held-out: {result.metrics}")
     print(json.dumps({"adapter": str(output), "metrics": result.metrics,
                       "train_examples": result.train_examples, "eval_examples": result.eval_examples}))
+
+
+def _parse_mix(text: str | None) -> dict[str, float] | None:
+    if not text:
+        return None
+    weights = {}
+    for item in text.split(","):
+        name, _, value = item.partition("=")
+        try:
+            weights[name.strip()] = float(value)
+        except ValueError:
+            raise UserFacingError(f"--mix: {item!r} is not NAME=WEIGHT") from None
+        if weights[name.strip()] < 0 or not name.strip():
+            raise UserFacingError(f"--mix: {item!r} is not NAME=WEIGHT with a weight >= 0")
+    return weights
 
 
 @cli.command()

@@ -56,6 +56,8 @@ class TrainSettings:
     eval_examples: int = 100  # held-out examples answered for exact match at the end
     save_steps: int = 50  # checkpoint interval: an interrupted run resumes from the last one
     logging_steps: int = 5
+    # weight of each QA file's examples, by file stem (`synth` = 2: each example twice); None: 1
+    mix: dict[str, float] | None = None
     # recompute activations in backward: ~5x less memory for ~30% more time per step
     gradient_checkpointing: bool = True
 

@@ -92,13 +92,14 @@ def load_base(model_name: str, quantization: str, cuda: bool):
 
 def build_examples(qa_paths, context_mode, index_dir, tokenizer, model_config, settings):
     """The grounded training examples of the QA files, packed with `ask`'s budget."""
-    pairs = []
+    weights = mix_weights(qa_paths, settings.mix)
+    files = []
     for qa_path in qa_paths:
         loaded, report = load_pairs(qa_path)
         dropped = ", ".join(f"{n} {why}" for why, n in report.dropped.items()) or "none"
         status(f"finetune: {qa_path}: {report.kept} QA pairs kept ({report.cleaned} answers "
                f"cleaned), dropped: {dropped}")
-        pairs += loaded
+        files.append(loaded)
     from hea_rag.answer import AskSettings, prompt_budget
 
     count = lambda text: len(encode_prompt(tokenizer, text))  # noqa: E731 - as `ask` counts
@@ -111,14 +112,38 @@ def build_examples(qa_paths, context_mode, index_dir, tokenizer, model_config, s
     with _index_for(context_mode, index_dir) as retriever:
         grounder = Grounder(context_mode, count, budget, retriever, settings.negative_rate,
                             settings.seed)
-        examples = [grounder.examples(pair) for pair in pairs]
-    kept = [e for group in examples for e in group]
+        grounded = [[grounder.examples(pair) for pair in pairs] for pairs in files]
+    kept = []
+    for qa_path, groups, weight in zip(qa_paths, grounded, weights):
+        kept += weighted([e for group in groups for e in group], weight, settings.seed)
     negatives = sum(e.answer == REFUSAL for e in kept)
-    grounded = sum(1 for group in examples if group)
-    status(f"finetune: {grounded} pairs grounded ({context_mode} context), "
-           f"{len(pairs) - grounded} could not be grounded and were skipped; "
-           f"{negatives} negatives (answer: {REFUSAL!r})")
+    count_grounded = sum(1 for groups in grounded for group in groups if group)
+    total = sum(map(len, files))
+    mixed = f", weighted {dict(zip((p.stem for p in qa_paths), weights))}" if settings.mix else ""
+    status(f"finetune: {count_grounded} pairs grounded ({context_mode} context), "
+           f"{total - count_grounded} could not be grounded and were skipped; "
+           f"{negatives} negatives (answer: {REFUSAL!r}); {len(kept)} examples{mixed}")
     return kept
+
+
+def mix_weights(qa_paths, mix: dict[str, float] | None) -> list[float]:
+    """Each file's weight from `--mix` (by file stem; unnamed files weigh 1)."""
+    mix = mix or {}
+    stems = [Path(p).stem for p in qa_paths]
+    unknown = sorted(set(mix) - set(stems))
+    if unknown:
+        raise HeaRagError(f"--mix names {', '.join(unknown)}, which is no QA file given "
+                          f"(the files are {', '.join(stems)})")
+    return [mix.get(stem, 1.0) for stem in stems]
+
+
+def weighted(examples: list, weight: float, seed: int) -> list:
+    """`examples` repeated `weight` times: whole copies, then a fixed draw for the fraction."""
+    import random
+
+    whole, fraction = int(weight), weight - int(weight)
+    drawn = random.Random(seed).sample(examples, round(len(examples) * fraction))
+    return examples * whole + drawn
 
 
 def _index_for(context_mode: str, index_dir: Path):

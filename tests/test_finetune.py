@@ -497,3 +497,31 @@ def test_adapter_card_records_the_negative_rate_and_refusal(tmp_path):
     assert "torch" in metadata["versions"] and "transformers" in metadata["versions"]
     card = (tmp_path / "README.md").read_text()
     assert "0.25 of the pairs" in card and REFUSAL in card
+
+
+def test_mix_weights_each_qa_file_by_its_name(tmp_path):
+    from hea_rag.errors import HeaRagError
+    from hea_rag.training import mix_weights, weighted
+
+    files = [tmp_path / "dev_qa.jsonl", tmp_path / "synth.jsonl"]
+    assert mix_weights(files, None) == [1.0, 1.0]
+    assert mix_weights(files, {"synth": 2.5}) == [1.0, 2.5]
+    with pytest.raises(HeaRagError, match="upstream.*dev_qa, synth"):
+        mix_weights(files, {"upstream": 1})
+    items = list(range(10))
+    twice_and_half = weighted(items, 2.5, seed=0)
+    assert len(twice_and_half) == 25 and twice_and_half[:20] == items * 2
+    assert set(twice_and_half[20:]) <= set(items) and len(set(twice_and_half[20:])) == 5
+    assert weighted(items, 2.5, seed=0) == twice_and_half  # a fixed draw
+    assert weighted(items, 0, seed=0) == []
+
+
+def test_mix_option_is_checked_before_any_work(tmp_path):
+    from click.testing import CliRunner
+
+    from hea_rag.cli import cli
+
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text(json.dumps({"question": "q?", "answer": "a"}) + "\n")
+    result = CliRunner().invoke(cli, ["finetune", str(qa), "--mix", "qa=two", "--model", "x"])
+    assert result.exit_code != 0 and "--mix: 'qa=two' is not NAME=WEIGHT" in result.stderr
