@@ -30,6 +30,9 @@ _SPACES = dict.fromkeys(map(ord, "\u00a0\u2009\u202f\u2002\u2003\u200a"), " ")
 # a number in the question is a condition it pins down unless it belongs to a formula (`Al0.3`)
 # or a symbol (`σ0.2`, `HV0.5`): any letter, not only a Latin one, before it
 _FORMULA_NUMBER = re.compile(r"(?:[^\W\d]|\))\d")
+_ASKS_CONDITION = re.compile(r"\btemperature|\bhow long\b|\bduration\b|\bwhen\b", re.IGNORECASE)
+_CONDITION = re.compile(r"°C|\d\s*K\b|room[- ]temperature|\d\s*(?:h|min|s)\b|hours?\b",
+                        re.IGNORECASE)
 _EXPONENT = re.compile(r"\de[+-]?$", re.IGNORECASE)
 # answers this long are explanations: their key words need only mostly appear
 SHORT_ANSWER_WORDS = 12
@@ -155,7 +158,9 @@ def find_support(answer: str, source: str, question: str = "") -> Support:
     """The sentence (or two adjacent sentences) of `source` holding every number of `answer` and
     its key words (all of them for a short answer, most for a long one), with its offsets.
     Words the answer repeats from `question` ("The measurement temperature ... was 600 °C")
-    claim nothing and need no support; its numbers always do."""
+    claim nothing and need no support; its numbers always do. The span must also name every
+    property the question asks for: a value printed beside another property (the specific
+    yield strength, asked the compressive strength) answers another question."""
     numbers = numbers_in(answer)
     asked = normalize_evidence(question).lower()
     tokens = set(tokenize(question))
@@ -166,16 +171,33 @@ def find_support(answer: str, source: str, question: str = "") -> Support:
     if not numbers and not words:
         return Support(False, missing=("an answer",))
     spans = _sentence_spans(source)
-    windows = spans + [Span(a.start, b.end, source[a.start:b.end]) for a, b in zip(spans, spans[1:])]
+    windows = [(s, [s]) for s in spans] + [
+        (Span(a.start, b.end, source[a.start:b.end]), [a, b]) for a, b in zip(spans, spans[1:])]
     best, best_missing = None, None
-    for window in windows:
+    asked_properties = () if _asks_condition(question, answer) else tuple(properties_in(question))
+    for window, sentences in windows:
         missing = _missing_from(window.text, numbers, words)
-        if best_missing is None or len(missing) < len(best_missing):
-            best, best_missing = window, missing
-        if not _fails(missing, numbers, words):
+        lacking = properties_missing(asked_properties, _stating(sentences, numbers))
+        if best_missing is None or len(missing) + len(lacking) < len(best_missing):
+            best, best_missing = window, missing + [f"the {name}" for name in lacking]
+        if not lacking and not _fails(missing, numbers, words):
             return Support(True, window)
     return Support(False, best, tuple(f"{m:f}" if isinstance(m, Decimal) else m
                                       for m in best_missing or ()))
+
+
+def _asks_condition(question: str, answer: str) -> bool:
+    """A question that gives a property's value and asks when it was measured ("At what
+    temperature is the strength of 2550 MPa measured?"): its answer is a condition, which
+    abstracts often print sentences away from the property."""
+    return bool(_ASKS_CONDITION.search(question) and _CONDITION.search(normalize_evidence(answer)))
+
+
+def _stating(sentences: list[Span], numbers: set[Decimal]) -> str:
+    """The text of the sentences that print the answer's numbers (all of them, if it has none):
+    where the property asked for must be named."""
+    holding = [s.text for s in sentences if numbers & numbers_in(s.text)]
+    return " ".join(holding or [s.text for s in sentences])
 
 
 def _fails(missing: list, numbers: set, words: list[str]) -> bool:

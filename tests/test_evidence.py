@@ -327,3 +327,27 @@ def test_words_repeated_from_the_question_need_no_support_but_numbers_do():
     assert not find_support(answer.replace("600", "700"), source, question).supported
     assert find_support("BCC", source, "Is it BCC or FCC?").supported
     assert not find_support("FCC", source, "Is it BCC or FCC?").supported
+
+
+def test_a_value_printed_beside_another_property_does_not_support_the_answer():
+    from hea_rag.evidence import find_support
+
+    source = ("The MoNbTaW alloy was sintered at 1500 °C. Its compressive strength reached 2100 MPa. "
+              "The specific yield strength was 215.3 kPa·m3·kg−1, higher than most alloys.")
+    question = "What is the compressive strength of MoNbTaW?"
+    assert find_support("2100 MPa", source, question).supported
+    wrong = find_support("215.3 kPa·m3·kg−1", source, question)
+    assert not wrong.supported and "the compressive behaviour" in wrong.missing
+    assert find_support("215.3 kPa·m3·kg−1", source,
+                        "What specific yield strength does MoNbTaW reach?").supported
+
+
+def test_a_condition_asked_of_a_given_value_may_stand_sentences_away_from_the_property():
+    from hea_rag.evidence import find_support
+
+    source = ("Tensile tests were carried out at 25 °C. The alloys were then cold rolled. "
+              "The TN20 alloy showed an ultimate strength of 3127 MPa.")
+    question = "At what temperature is the ultimate strength of 3127 MPa in TN20 measured?"
+    assert find_support("25 °C", source, question).supported
+    assert not find_support("26 °C", source, question).supported
+    assert not find_support("3127 MPa", source, "What is the yield strength of TN20?").supported
