@@ -52,6 +52,7 @@ _RAW_TOKEN = re.compile(r"[^\s,;:!?\"'\[\]{}<>=]+")
 _SENTENCE_END = frozenset(".!?\n")
 _POSSESSIVE = re.compile(r"(?<=\w)['’]s\b")
 _NUMBER_UNIT = re.compile(r"^([+-]?\d+(?:\.\d+)?(?:e[+-]?\d+)?)(.*)$")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _DASHES = dict.fromkeys(map(ord, "‐‑‒–—−"), "-")
 
 _NUMBER = r"\d+(?:\.\d+)?"
@@ -84,6 +85,7 @@ def normalize(text: str) -> str:
     (it would leave the token `s`, the unit of seconds, after every possessive)."""
     text = text.replace("º", "°").replace("˚", "°")  # before NFKC, which turns º into o
     text = unicodedata.normalize("NFKC", text).translate(_DASHES)
+    text = _CONTROL.sub(" ", text)  # control characters separate tokens, as spaces do
     return _POSSESSIVE.sub("", text.replace("° C", "°C"))
 
 
@@ -97,7 +99,7 @@ def tokenize(text: str) -> list[str]:
             continue  # "In this work"
         if i and _is_unit_of_number(token, raw[i - 1][0]):
             continue  # already joined to its number (`2783mpa`)
-        tokens.extend(_expansions(token, following))
+        tokens.extend(t for t in _expansions(token, following) if t)  # symbols may clean to ""
     return tokens
 
 
@@ -179,8 +181,9 @@ def _word_tokens(token: str, following: str) -> Iterator[str]:
     value, attached_unit = number.groups()
     unit = attached_unit or (following.lower() if following.lower() in UNITS else "")
     yield value
-    if attached_unit and attached_unit not in UNITS:
-        yield attached_unit  # `al` of `6Al`, a suffix that is no unit
+    if attached_unit and attached_unit not in UNITS and (
+            attached_unit not in STOPWORDS or token[-len(attached_unit):] in ELEMENTS):
+        yield attached_unit  # `al` of `6Al`, a suffix that is no unit (`in` only as `6In`)
     if unit:
         yield value + unit
 

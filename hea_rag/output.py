@@ -100,8 +100,8 @@ class StageStatus:
 
             self._status = Console(stderr=True).status(escape(stage))
             self._status.start()
-        else:
-            self._status.update(escape(stage))
+        else:  # naming the spinner redraws at once: a short stage still shows
+            self._status.update(escape(stage), spinner="dots")
 
     def stop(self) -> None:
         if self._status is not None:
