@@ -175,6 +175,9 @@ def find_support(answer: str, source: str, question: str = "") -> Support:
         (Span(a.start, b.end, source[a.start:b.end]), [a, b]) for a, b in zip(spans, spans[1:])]
     best, best_missing = None, None
     asked_properties = () if _asks_condition(question, answer) else tuple(properties_in(question))
+    wrong_unit = unit_mismatch(answer, asked_properties)
+    if wrong_unit:
+        return Support(False, missing=(wrong_unit,))
     for window, sentences in windows:
         missing = _missing_from(window.text, numbers, words)
         lacking = properties_missing(asked_properties, _stating(sentences, numbers))
@@ -184,6 +187,22 @@ def find_support(answer: str, source: str, question: str = "") -> Support:
             return Support(True, window)
     return Support(False, best, tuple(f"{m:f}" if isinstance(m, Decimal) else m
                                       for m in best_missing or ()))
+
+
+def unit_mismatch(answer: str, asked: tuple[str, ...]) -> str | None:
+    """Why the answer's unit cannot measure what was asked (`295 kPa·m3·kg−1` is a specific
+    strength, not a yield strength), or None when it can or nothing is known."""
+    from hea_rag.properties import UNIT_CLASSES_OF
+    from hea_rag.synth.patterns import UNIT, UNIT_NAMES
+
+    found = {UNIT_NAMES[int(m.lastgroup[1:])] for m in UNIT.finditer(answer)}
+    expected = [UNIT_CLASSES_OF[name] for name in asked if name in UNIT_CLASSES_OF]
+    if "specific strength" in asked:  # its qualifier decides: MPa would be the plain strength
+        expected = [UNIT_CLASSES_OF["specific strength"]]
+    accepted = set().union(*expected) if expected else set()
+    if not found or not accepted or found & accepted:
+        return None
+    return f"a value in {', '.join(sorted(found))} units for {', '.join(asked)}"
 
 
 def _asks_condition(question: str, answer: str) -> bool:

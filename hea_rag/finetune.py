@@ -174,7 +174,8 @@ def library_versions() -> dict[str, str]:
 
 def _card(metadata: dict[str, Any]) -> str:
     hyper = "\n".join(f"| {k} | {v} |" for k, v in metadata["hyperparameters"].items())
-    metrics = "\n".join(f"| {k} | {v} |" for k, v in metadata["metrics"].items())
+    metrics = "\n".join(f"| {k} | {v} |" for k, v in metadata["metrics"].items()) or (
+        "| none | no example was held out (`--eval-fraction 0`, no `split` field) |")
     prompt = metadata["prompt_format"].replace("\n", "\\n")
     return f"""---
 base_model: {metadata['base_model']}

@@ -80,6 +80,28 @@ VOCABULARY: tuple[tuple[str, str, str], ...] = (
 )
 
 
+# the unit classes (hea_rag/synth/patterns.py UNIT_CLASSES) a property is reported in: an answer
+# whose unit belongs to none of them states another property
+_STRENGTH = frozenset({"pressure"})
+UNIT_CLASSES_OF: dict[str, frozenset[str]] = {
+    "yield strength": _STRENGTH, "tensile strength": _STRENGTH, "ultimate strength": _STRENGTH,
+    "strength": _STRENGTH, "shear strength": _STRENGTH, "elastic modulus": _STRENGTH,
+    "specific strength": frozenset({"specific"}),
+    "hardness": frozenset({"hardness", "pressure"}),
+    "density": frozenset({"density"}),
+    "ductility": frozenset({"percent"}),
+    "grain size": frozenset({"length"}), "crystallite size": frozenset({"length"}),
+    "lattice parameter": frozenset({"length"}), "surface roughness": frozenset({"length"}),
+    "wear": frozenset({"wear"}),
+    "thermal conductivity": frozenset({"conductivity"}),
+    "electrical resistivity": frozenset({"conductivity"}),
+    "magnetization": frozenset({"magnetization"}),
+    "toughness": frozenset({"toughness", "energy"}), "impact energy": frozenset({"energy"}),
+    "melting point": frozenset({"temperature"}), "Néel temperature": frozenset({"temperature"}),
+    "Curie temperature": frozenset({"temperature"}),
+}
+
+
 @lru_cache(maxsize=None)
 def _compiled() -> tuple[tuple[str, re.Pattern, re.Pattern], ...]:
     return tuple((name, re.compile(asked, re.IGNORECASE), re.compile(reported, re.IGNORECASE))

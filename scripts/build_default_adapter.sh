@@ -23,5 +23,14 @@ rm -rf "$work/index"
   --model smollm2-135m --index "$work/index" --output "$out" --max-steps "$steps" \
   --batch-size 4 --eval-fraction 0 --negatives "$negatives" --seed 0 --no-resume \
   --no-gradient-checkpointing
+cat >> "$out/README.md" <<CARD
+
+## Recipe
+
+Built by \`scripts/build_default_adapter.sh\` (hea-rag commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)):
+dev_qa \`train\` and the upstream QA pairs, over an index of the shared corpus without the dev_qa
+\`heldout\` abstracts and without the upstream pairs that heldout holds (\`scripts/without_heldout.py\`).
+Its answers and refusals on \`heldout\` are measured by \`scripts/bench_abstention.py\`.
+CARD
 # resumable state of the run, and the tokenizer (the GGUF carries its own): not part of the adapter
 rm -rf "$out/checkpoints" "$out/tokenizer.json" "$out/tokenizer_config.json" "$out/chat_template.jinja"

@@ -19,9 +19,11 @@ NUMBER = (rf"\d+(?:\.\d+)?(?:{_SP}(?:±|\+/-){_SP}\d+(?:\.\d+)?)?"  # 496±15
 
 # unit class -> patterns, longest spellings first inside each class
 UNIT_CLASSES: dict[str, str] = {
-    "toughness": rf"MPa{_SP}{_DOT}{_SP}m{_SP}\^?(?:1/2|0\.5|½)",
-    "specific": (rf"(?:MPa{_SP}g{_MINUS}1{_SP}cm3|kPa{_DOT}m3{_DOT}kg{_MINUS}1"
-                 rf"|kN{_DOT}m{_DOT}kg{_MINUS}1)"),
+    "toughness": rf"MPa{_SP}{_DOT}{_SP}(?:m{_SP}\^?(?:1/2|0\.5|½)|√{_SP}m)",
+    # MPa g−1 cm3, MPa·g−1·cm3, MPa cm3/g, (MPa cm3)/g, MPa·cm3·g−1, kPa·m3·kg−1, kN·m·kg−1
+    "specific": (rf"(?:\(?MPa{_SP}{_DOT}{_SP}(?:g{_MINUS}1{_SP}{_DOT}{_SP}cm3"
+                 rf"|cm3{_SP}\)?{_SP}(?:/{_SP}g|{_DOT}{_SP}g{_MINUS}1))"
+                 rf"|kPa{_DOT}m3{_DOT}kg{_MINUS}1|kN{_DOT}m{_DOT}kg{_MINUS}1)"),
     "wear": rf"mm3{_SP}(?:/{_SP}\(?N{_SP}{_DOT}{_SP}m\)?|N{_MINUS}1{_SP}{_DOT}?{_SP}m{_MINUS}1)",
     "density": rf"g{_SP}(?:/{_SP}cm{_SP}3|{_DOT}{_SP}cm{_SP}{_MINUS}{_SP}3|/cc)",
     "areal mass": rf"mg{_SP}(?:/{_SP}cm{_SP}2|{_DOT}{_SP}cm{_MINUS}2)",
