@@ -72,12 +72,17 @@ def test_question_naming_what_no_close_paper_mentions_is_refused_before_generati
     assert answer.model_output is None and answer.evidence is None
 
 
-def test_present_alloy_and_property_is_answered_with_its_evidence(folder, smollm2):
-    with _answerer(folder, smollm2) as answerer:
-        answer = answerer.ask(PRESENT)
+def test_present_alloy_and_property_is_answered_with_its_evidence(folder):
+    from hea_rag.answer import shipped_adapter
+    from hea_rag.generator import load_generator
+
+    generator = load_generator("smollm2-135m", shipped_adapter("smollm2-135m"))
+    with _answerer(folder, generator) as answerer:
+        answer = answerer.ask("What is the density of MoNbVTa0.5Cr?")
         abstract = answerer.retriever.reader.papers([answer.evidence.paper_id])[
             answer.evidence.paper_id].abstract
     assert answer.answerable and answer.reason is None, answer
+    assert answer.answer == "9.11 g·cm−3"
     evidence = answer.evidence
     assert abstract[evidence.start:evidence.end] == evidence.text
     assert "MoNbVTa0.5Cr" in abstract and evidence.doi == answer.sources[0].doi
@@ -143,23 +148,26 @@ def test_written_in_domain_questions_are_refused_over_the_real_corpus(folder, sm
 
 
 def test_json_and_text_output_carry_reason_evidence_and_model_output(folder):
+    """With the shipped adapter: the density is answered; asked the yield strength at 1500 °C it
+    answers the paper's specific yield strength, which `ask` refuses as unsupported."""
     runner = CliRunner()
     base = ["--model", "smollm2-135m", "--index", str(folder)]
-    answered = runner.invoke(cli, ["ask", PRESENT, "--json", *base])
-    refused = runner.invoke(cli, ["ask", ABSENT_PROPERTY, "--json", *base])
-    assert answered.exit_code == 0 and refused.exit_code == 0, answered.stderr + refused.stderr
-    good, bad = json.loads(answered.stdout), json.loads(refused.stdout)
-    assert bad["answerable"] is False and bad["reason"] == "no_match"
-    assert bad["evidence"] is None and bad["model_output"] is None
-    if good["answerable"]:
-        assert set(good["evidence"]) == {"paper_id", "doi", "start", "end", "text"}
-        assert good["model_output"] == good["answer"]
-    else:
-        assert good["reason"] in ("model", "unsupported") and good["model_output"]
-    text = runner.invoke(cli, ["ask", PRESENT, *base])
-    lines = text.stdout.splitlines()
-    if good["answerable"]:
-        assert lines[0] == good["answer"] and lines[1] == f"  evidence: {good['evidence']['text']}"
+    density = "What is the density of MoNbVTa0.5Cr?"
+    wrong_unit = "What is the yield strength of MoNbVTa0.5Cr at 1500 °C?"
+    records = [json.loads(runner.invoke(cli, ["ask", q, "--json", *base]).stdout)
+               for q in (density, wrong_unit, ABSENT_PROPERTY)]
+    good, unsupported, no_match = records
+    assert good["answerable"] and good["reason"] is None and good["model_output"] == good["answer"]
+    assert set(good["evidence"]) == {"paper_id", "doi", "start", "end", "text"}
+    assert not unsupported["answerable"] and unsupported["reason"] == "unsupported"
+    assert "kPa" in unsupported["model_output"] and "kPa" not in unsupported["answer"]
+    assert unsupported["evidence"] is None and unsupported["sources"]
+    assert no_match["reason"] == "no_match" and no_match["model_output"] is None
+    assert no_match["evidence"] is None and no_match["sources"] == []
+    lines = runner.invoke(cli, ["ask", density, *base]).stdout.splitlines()
+    assert lines[0] == good["answer"] and lines[1] == f"  evidence: {good['evidence']['text']}"
+    refused = runner.invoke(cli, ["ask", wrong_unit, *base]).stdout.splitlines()
+    assert refused[0] == "The model's answer was not found in the paper, so it is not given."
     refused_text = runner.invoke(cli, ["ask", ABSENT_PROPERTY, *base]).stdout
     assert refused_text.splitlines()[0].startswith("The indexed papers do not report this")
 
