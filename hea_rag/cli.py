@@ -161,7 +161,8 @@ def generator_options(command):
                      default=config.DEFAULT_MODEL, show_default=True,
                      help="Hub id, local folder, or the embedded preset smollm2-135m (offline)."),
         click.option("--adapter", type=click.Path(exists=True, file_okay=False), default=None,
-                     help="LoRA adapter folder. Default: INDEX/adapter when it exists."),
+                     help="LoRA adapter folder. Default: INDEX/adapter when it exists, else the "
+                          "adapter shipped for smollm2-135m."),
         click.option("--no-adapter", is_flag=True, help="Use the base model alone."),
         click.option("--quantize", type=click.Choice(["4bit", "8bit", "none"]), default=None,
                      help="Base model precision. Default: 4bit on CUDA, none (bf16/fp32) on CPU."),
@@ -174,7 +175,8 @@ def generator_options(command):
                      help="Most context tokens (the model window caps it too)."),
         click.option("--min-score", type=float, default=defaults.min_score, show_default=True,
                      help=f"Abstain when no passage of the best {GATE_HITS} papers has a cosine "
-                          "to the question of at least this."),
+                          "to the question of at least this (reason low_score; the other "
+                          "refusals are in the README, 'When hea-rag refuses')."),
         index_option,
     ]
     for option in reversed(options):

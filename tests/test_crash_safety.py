@@ -171,7 +171,9 @@ def test_sigint_exits_130_and_leaves_the_index_usable(base, base_results, file_b
         if caught and process.returncode != 0:
             break
     else:
-        pytest.fail(f"in {ATTEMPTS} tries the run always finished before SIGINT: make file B bigger")
+        pytest.fail(f"in {ATTEMPTS} tries the run always finished before SIGINT: make file B "
+                    f"bigger (last exit {process.returncode}, caught {caught}, "
+                    f"SIGINT here: {signal.getsignal(signal.SIGINT)})")
 
     assert process.returncode == 130, stderr
     assert stdout == ""
