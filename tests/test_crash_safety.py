@@ -73,9 +73,12 @@ def manifest(folder: Path) -> dict:
 
 
 def start_indexing(folder: Path, path: Path) -> subprocess.Popen:
+    # the child gets the default Ctrl-C handling a user's shell gives it: in a full suite run
+    # the pytest process was found ignoring SIGINT, which a child would inherit
     return subprocess.Popen(
         [sys.executable, "-m", "hea_rag", "index", str(path), "--index", str(folder)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
