@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from hea_rag.chunking import split_sentences
-from hea_rag.lexical import STOPWORDS, UNITS, normalize, parse_formula, tokenize
+from hea_rag.lexical import STOPWORDS, UNITS, normalize, parse_formula, strip_edges, tokenize
 from hea_rag.properties import properties_in
 
 # the 0.3 of Al0.3 counts as a number too: an answer "x = 0.3" is supported by "Al0.3CoCrFeNi"
@@ -90,14 +90,7 @@ def question_terms(question: str) -> QuestionTerms:
 
 def _alloy_name(word: str) -> str:
     """`word` without the punctuation around it; a group keeps its brackets (`(FeCoNi)86Al7Ti7`)."""
-    name = word.strip(".,;:?!'\"[]")
-    if name.startswith("(") and name.count("(") > name.count(")"):
-        name = name[1:]
-    if name.endswith(")") and name.count(")") > name.count("("):
-        name = name[:-1]
-    if name.startswith("(") and name.endswith(")") and "(" not in name[1:-1]:
-        name = name[1:-1]  # `(Al0.3CoCrFeNi)`
-    return name
+    return strip_edges(word.strip(".,;:?!'\"[]"))
 
 
 def _condition_numbers(question: str) -> list[str]:

@@ -109,7 +109,7 @@ def _raw_tokens(text: str) -> list[tuple[str, bool]]:
     opens, end = True, 0
     for match in _RAW_TOKEN.finditer(text):
         opens = opens or not _SENTENCE_END.isdisjoint(text[end:match.start()])
-        token, end = _strip_edges(match.group()), match.end()
+        token, end = strip_edges(match.group()), match.end()
         if token:
             raw.append((token, opens))
             opens = False
@@ -160,7 +160,7 @@ def _hyphenated(token: str) -> Iterator[str]:
     formula = _formula_join(pieces)
     if formula is not None:
         # the alloys joined keep their own names: `cocrfemnni` of `CoCrFeMnNi-xAl`
-        alloys = [_clean(_strip_edges(p).lower()) for p in pieces if parse_formula(p)]
+        alloys = [_clean(strip_edges(p).lower()) for p in pieces if parse_formula(p)]
         yield from dict.fromkeys(alloys + list(formula_tokens(token.replace("-", ""), formula)))
         return
     for part in pieces:
@@ -306,7 +306,7 @@ def _or_one(moles: float | None) -> float:
     return 1.0 if moles is None else moles
 
 
-def _strip_edges(token: str) -> str:
+def strip_edges(token: str) -> str:
     """Drop sentence punctuation, unbalanced brackets and brackets around the whole token."""
     token = token.rstrip(".")
     while token.startswith("(") and token.count("(") > token.count(")"):
