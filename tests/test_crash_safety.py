@@ -73,8 +73,8 @@ def manifest(folder: Path) -> dict:
 
 
 def start_indexing(folder: Path, path: Path) -> subprocess.Popen:
-    # the child gets the default Ctrl-C handling a user's shell gives it: in a full suite run
-    # the pytest process was found ignoring SIGINT, which a child would inherit
+    # the child gets the default Ctrl-C handling a user's shell gives it: a test run started as
+    # a background job (`cmd &`) has SIGINT ignored, and a child would inherit that
     return subprocess.Popen(
         [sys.executable, "-m", "hea_rag", "index", str(path), "--index", str(folder)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
