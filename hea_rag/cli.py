@@ -330,6 +330,10 @@ def _eval_row_sink(sink, bar, total: int):
 @click.option("--gradient-checkpointing/--no-gradient-checkpointing",
               default=_TRAIN.gradient_checkpointing, show_default=True,
               help="Recompute activations in backward: far less memory, ~30% more time per step.")
+@click.option("--save-examples", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Only ground the QA files and write the training examples (exact prompts and "
+                   "targets, negatives included) to this JSONL, then stop. Pass that file as the "
+                   "QA file to train elsewhere, e.g. on a GPU machine without the index.")
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="Continue an interrupted run from its last checkpoint in OUTPUT/checkpoints "
                    "when data, base model, context and training settings are the same (other "
@@ -337,13 +341,15 @@ def _eval_row_sink(sink, bar, total: int):
 @index_option
 def finetune(qa_files, model, output, context_mode, rank, alpha, dropout, target_modules, epochs,
              max_steps, lr, batch_size, grad_accum, max_length, eval_fraction, seed,
-             negative_rate, quantize, mix, gradient_checkpointing, resume, index_dir) -> None:
+             negative_rate, quantize, mix, gradient_checkpointing, save_examples, resume,
+             index_dir) -> None:
     """Train a LoRA adapter for MODEL on QA_FILES (upstream HEA QA JSON, SQuAD JSON, or JSONL of
-    question/answer with optional context, doi, abstract_sha1, split), in `ask`'s prompt format."""
+    question/answer with optional context, doi, abstract_sha1, split), in `ask`'s prompt format.
+    A file written by --save-examples trains as it is, without the index."""
     from contextlib import redirect_stdout
 
     from hea_rag.answer import ADAPTER_DIRNAME
-    from hea_rag.training import run_finetune
+    from hea_rag.training import prepare_examples, run_finetune
 
     settings = TrainSettings(
         rank=rank, alpha=alpha, dropout=dropout, epochs=epochs, max_steps=max_steps, lr=lr,
@@ -351,6 +357,11 @@ def finetune(qa_files, model, output, context_mode, rank, alpha, dropout, target
         batch_size=batch_size, grad_accum=grad_accum, max_length=max_length,
         eval_fraction=eval_fraction, negative_rate=negative_rate, mix=_parse_mix(mix),
         gradient_checkpointing=gradient_checkpointing)
+    if save_examples:
+        written = prepare_examples(list(qa_files), model, context_mode, index_dir, settings,
+                                   save_examples)
+        status(f"finetune: {written} training examples written to {save_examples}")
+        return
     output = output or index_dir / ADAPTER_DIRNAME
     with redirect_stdout(sys.stderr):  # the Trainer prints its logs; stdout stays for data
         result = run_finetune(list(qa_files), model, output, context_mode, index_dir, settings,

@@ -16,11 +16,14 @@ cannot; failing that, the best retrieved paper without the answer.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Literal
 
 from hea_rag.answer import pack_papers
+from hea_rag.errors import InputError
 from hea_rag.evaluate import normalize_answer
 from hea_rag.lexical import tokenize
 from hea_rag.evidence import match_question
@@ -126,3 +129,57 @@ def _contains(text: str, answer: str) -> bool:
 
 def _digest(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:12]
+
+
+# Prepared examples: grounding needs the index and its embedder; training needs only the prompts.
+# Written by `finetune --save-examples`, read back as a QA file, so the two can run on different
+# machines (ground where the index is, train where the GPU is).
+def write_examples(path: Path, examples: list[Example], model_name: str,
+                   negative_rate: float) -> None:
+    """One JSON object per example, atomically (a reader never sees half a file). Each row
+    records the model it was cut for and the negative rate drawn, which training must match."""
+    staging = path.with_name(f".{path.name}.partial")
+    made_with = {"model": model_name, "negative_rate": negative_rate}
+    with staging.open("w", encoding="utf-8") as out:
+        for example in examples:
+            out.write(json.dumps({**asdict(example), **made_with}, ensure_ascii=False) + "\n")
+    staging.replace(path)
+
+
+def is_prepared(path: Path) -> bool:
+    """Whether `path` holds prepared examples (a `prompt` per row) rather than QA pairs."""
+    if path.suffix.lower() != ".jsonl":
+        return False
+    with path.open(encoding="utf-8") as lines:
+        first = next((line for line in lines if line.strip()), "")
+    try:
+        row = json.loads(first)
+    except json.JSONDecodeError:
+        return False
+    return isinstance(row, dict) and "prompt" in row and "question" not in row
+
+
+def read_examples(path: Path, model_name: str, negative_rate: float) -> list[Example]:
+    """The examples of a prepared file. They must have been cut for `model_name` (its tokenizer
+    and context window set the prompt length) and drawn at `negative_rate`, so that the adapter
+    card's rate is the one trained."""
+    examples = []
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                example = Example(str(row["prompt"]), str(row["answer"]), str(row["group"]),
+                                  row.get("split"))
+            except (json.JSONDecodeError, KeyError, TypeError) as error:
+                raise InputError(f"{path}, row {number}", "not a prepared example "
+                                 f"({type(error).__name__}: {error})") from None
+            if row.get("model") != model_name:
+                raise InputError(f"{path}, row {number}", f"prepared for --model {row.get('model')}, "
+                                 f"not {model_name}: prepare it again for this model")
+            if row.get("negative_rate") != negative_rate:
+                raise InputError(f"{path}, row {number}", f"prepared with --negatives "
+                                 f"{row.get('negative_rate')}: pass the same to train it")
+            examples.append(example)
+    return examples

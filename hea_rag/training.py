@@ -20,7 +20,7 @@ from hea_rag.finetune import (
     tokenize_example,
     write_adapter_card,
 )
-from hea_rag.grounding import Grounder
+from hea_rag.grounding import Grounder, is_prepared, read_examples, write_examples
 from hea_rag.output import status
 from hea_rag.prompt import REFUSAL, encode_prompt
 from hea_rag.qa_data import load_pairs
@@ -40,7 +40,8 @@ def run_finetune(qa_paths: list[Path], model_name: str, output: Path, context_mo
     quantization = quantize or default_quantization(cuda)
     return_freed_memory()
     tokenizer, model = load_base(model_name, quantization, cuda)
-    examples = build_examples(qa_paths, context_mode, index_dir, tokenizer, model.config, settings)
+    examples = build_examples(qa_paths, context_mode, index_dir, tokenizer, model.config, settings,
+                              model_name)
     train, held = split_by_paper(examples, settings.eval_fraction, settings.seed)
     if not train:
         raise HeaRagError(f"{', '.join(map(str, qa_paths))}: no training example left after grounding and splitting")
@@ -51,7 +52,7 @@ def run_finetune(qa_paths: list[Path], model_name: str, output: Path, context_mo
     model = with_lora(model, settings, quantization, cuda)
     per_epoch_eval = bool(held) and (cuda or quantization == "none")
     trainer = _trainer(model, tokenizer, train, held, settings, output, cuda, show_progress,
-                       per_epoch_eval)
+                       per_epoch_eval, quantization)
     result = FinetuneResult(output, len(train), len(held))
     train_from(trainer, checkpoint, result)
     generator = Generator(model_name, trainer.model, tokenizer, quantization)
@@ -61,6 +62,32 @@ def run_finetune(qa_paths: list[Path], model_name: str, output: Path, context_mo
     write_adapter_card(output, model_name, context_mode, " + ".join(map(str, qa_paths)), settings, result,
                        trainer.state.log_history, base_fingerprint=model_fingerprint(model.config))
     return result
+
+
+def prepare_examples(qa_paths: list[Path], model_name: str, context_mode: str, index_dir: Path,
+                     settings: TrainSettings, destination: Path) -> int:
+    """Ground the QA files as `run_finetune` would and write the examples to `destination`
+    (`finetune --save-examples`): the model's tokenizer and context window only, no weights."""
+    tokenizer, model_config = load_tokenizer_and_config(model_name)
+    examples = build_examples(qa_paths, context_mode, index_dir, tokenizer, model_config, settings,
+                              model_name)
+    write_examples(destination, examples, model_name, settings.negative_rate)
+    return len(examples)
+
+
+def load_tokenizer_and_config(model_name: str):
+    from transformers import AutoConfig
+
+    from hea_rag.generator import load_pretrained, model_source
+    from hea_rag.runtime import quiet_libraries
+
+    quiet_libraries()
+    source, extra = model_source(model_name)
+    tokenizer = load_pretrained(model_name, "tokenizer", source, extra)
+    try:  # the tokenizer loaded, so the config is on disk unless the hub is the only source
+        return tokenizer, AutoConfig.from_pretrained(source, local_files_only=True, **extra)
+    except OSError:
+        return tokenizer, AutoConfig.from_pretrained(source, **extra)
 
 
 def return_freed_memory() -> None:
@@ -90,9 +117,30 @@ def load_base(model_name: str, quantization: str, cuda: bool):
     return tokenizer, load_pretrained(model_name, "model", source, {**extra, **kwargs})
 
 
-def build_examples(qa_paths, context_mode, index_dir, tokenizer, model_config, settings):
-    """The grounded training examples of the QA files, packed with `ask`'s budget."""
+def build_examples(qa_paths, context_mode, index_dir, tokenizer, model_config, settings,
+                   model_name: str):
+    """The training examples of the QA files: QA pairs grounded and packed with `ask`'s budget,
+    prepared files (`--save-examples`) as they are; each file weighted by `--mix`."""
     weights = mix_weights(qa_paths, settings.mix)
+    to_ground = [path for path in qa_paths if not is_prepared(path)]
+    grounded = dict(zip(to_ground, _ground_files(to_ground, context_mode, index_dir, tokenizer,
+                                                 model_config, settings))) if to_ground else {}
+    kept = []
+    for qa_path, weight in zip(qa_paths, weights):
+        if qa_path in grounded:
+            examples = grounded[qa_path]
+        else:
+            examples = read_examples(qa_path, model_name, settings.negative_rate)
+            status(f"finetune: {qa_path}: {len(examples)} prepared examples")
+        kept += weighted(examples, weight, settings.seed)
+    negatives = sum(e.answer == REFUSAL for e in kept)
+    mixed = f", weighted {dict(zip((p.stem for p in qa_paths), weights))}" if settings.mix else ""
+    status(f"finetune: {len(kept)} examples, {negatives} negatives (answer: {REFUSAL!r}){mixed}")
+    return kept
+
+
+def _ground_files(qa_paths, context_mode, index_dir, tokenizer, model_config, settings):
+    """Each QA file's grounded examples (a pair and its negative, when drawn), in file order."""
     files = []
     for qa_path in qa_paths:
         loaded, report = load_pairs(qa_path)
@@ -113,17 +161,11 @@ def build_examples(qa_paths, context_mode, index_dir, tokenizer, model_config, s
         grounder = Grounder(context_mode, count, budget, retriever, settings.negative_rate,
                             settings.seed)
         grounded = [[grounder.examples(pair) for pair in pairs] for pairs in files]
-    kept = []
-    for qa_path, groups, weight in zip(qa_paths, grounded, weights):
-        kept += weighted([e for group in groups for e in group], weight, settings.seed)
-    negatives = sum(e.answer == REFUSAL for e in kept)
     count_grounded = sum(1 for groups in grounded for group in groups if group)
     total = sum(map(len, files))
-    mixed = f", weighted {dict(zip((p.stem for p in qa_paths), weights))}" if settings.mix else ""
     status(f"finetune: {count_grounded} pairs grounded ({context_mode} context), "
-           f"{total - count_grounded} could not be grounded and were skipped; "
-           f"{negatives} negatives (answer: {REFUSAL!r}); {len(kept)} examples{mixed}")
-    return kept
+           f"{total - count_grounded} could not be grounded and were skipped")
+    return [[e for group in groups for e in group] for groups in grounded]
 
 
 def mix_weights(qa_paths, mix: dict[str, float] | None) -> list[float]:
@@ -181,9 +223,10 @@ class _Tokenized:
 
 
 def _trainer(model, tokenizer, train, held, settings, output: Path, cuda: bool, show_progress,
-             per_epoch_eval: bool):
+             per_epoch_eval: bool, quantization: str):
     """On the CPU, bitsandbytes 0.50 repacks 4-bit weights for inference on the first eval and
-    then fails in backward, so there 4-bit runs evaluate once, at the end."""
+    then fails in backward, so there 4-bit runs evaluate once, at the end. The paged 8-bit
+    optimizer is QLoRA's (bitsandbytes on CUDA); a full-precision base trains with plain AdamW."""
     import torch
     from transformers import Trainer, TrainingArguments
 
@@ -199,7 +242,7 @@ def _trainer(model, tokenizer, train, held, settings, output: Path, cuda: bool, 
         eval_strategy="epoch" if per_epoch_eval else "no", logging_steps=settings.logging_steps, save_steps=settings.save_steps,
         save_total_limit=2, report_to="none", remove_unused_columns=False,
         use_cpu=not cuda, bf16=cuda and torch.cuda.is_bf16_supported(),
-        optim="paged_adamw_8bit" if cuda else "adamw_torch",
+        optim="paged_adamw_8bit" if cuda and quantization != "none" else "adamw_torch",
         # activations, not weights, fill the memory on the CPU too: one step of SmolLM2-135M on the
         # 8 longest dev_qa examples peaked at 10.5 GB without checkpointing, 1.8 GB with it
         # (and return_freed_memory), for about 20-40% more time per step

@@ -70,7 +70,8 @@ def padded_loop_tokens_per_second(index: Path, train_qa: Path, steps: int, args)
 
     settings = TrainSettings(max_length=args.max_length, batch_size=args.batch_size)
     tokenizer, model = load_base("smollm2-135m", "none", False)
-    examples = build_examples([train_qa], "abstract", index, tokenizer, model.config, settings)
+    examples = build_examples([train_qa], "abstract", index, tokenizer, model.config, settings,
+                              "smollm2-135m")
     model = with_lora(model, settings, "none", False)
     rows = [tokenize_example(tokenizer, e.prompt, e.answer, args.max_length) for e in examples]
     random.Random(0).shuffle(rows)

@@ -4,32 +4,54 @@
 # index of the shared corpus WITHOUT the 20 `heldout` abstracts, and without the upstream pairs
 # that heldout holds (scripts/without_heldout.py): nothing of heldout reaches training.
 # Same seed, same data, same code: the same recipe.
-#   scripts/build_default_adapter.sh [OUTPUT]     (about 30 minutes on 2 idle CPU cores)
-# HEA_RAG_ADAPTER_NEGATIVES=0 builds the same recipe without taught abstention (the benchmark's
-# comparison); HEA_RAG_ADAPTER_WORK moves the scratch folder (index and filtered corpus).
+#   scripts/build_default_adapter.sh [OUTPUT]
+# Two stages, which may run on two machines:
+#   prepare  grounds the QA pairs in the index (negatives included) and writes the exact training
+#            examples to $work/examples/ (`finetune --save-examples`; CPU, a few minutes);
+#   train    trains one epoch on them (`finetune` on the prepared files; no index needed). The
+#            shipped adapter was trained on a CUDA GPU (bf16); on 2 CPU cores an epoch takes ~4 h.
+# HEA_RAG_ADAPTER_STAGE=prepare|train runs one stage (default: both). Other knobs:
+# HEA_RAG_ADAPTER_NEGATIVES (0: the same recipe without taught abstention), HEA_RAG_ADAPTER_EPOCHS,
+# HEA_RAG_ADAPTER_WORK (scratch folder), HEA_RAG (the hea-rag command; default .venv/bin/hea-rag),
+# HEA_RAG_ADAPTER_EXTRA_QA (more QA files to prepare and train with, e.g. `hea-rag synth` output),
+# HEA_RAG_COMMIT (the commit named on the card, where the checkout has no .git).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
 shared=${HEA_RAG_SHARED:-../shared}
 out=${1:-hea_rag/adapters/smollm2-135m}
 work=${HEA_RAG_ADAPTER_WORK:-runs/default-adapter}
-steps=${HEA_RAG_ADAPTER_STEPS:-100}
+stage=${HEA_RAG_ADAPTER_STAGE:-all}
+epochs=${HEA_RAG_ADAPTER_EPOCHS:-1}
 negatives=${HEA_RAG_ADAPTER_NEGATIVES:-0.3}
-mkdir -p "$work"
-.venv/bin/python scripts/without_heldout.py "$shared" "$work"
-rm -rf "$work/index"
-.venv/bin/hea-rag index "$work/corpus.csv" --index "$work/index"
-.venv/bin/hea-rag finetune "$shared/bench/dev_qa.jsonl" "$work/upstream_qa.jsonl" \
-  --model smollm2-135m --index "$work/index" --output "$out" --max-steps "$steps" \
+hea_rag=${HEA_RAG:-.venv/bin/hea-rag}
+qa_files=("$shared/bench/dev_qa.jsonl" "$work/upstream_qa.jsonl" ${HEA_RAG_ADAPTER_EXTRA_QA:-})
+
+if [[ $stage == all || $stage == prepare ]]; then
+  bash scripts/setup.sh
+  mkdir -p "$work/examples"
+  .venv/bin/python scripts/without_heldout.py "$shared" "$work"
+  rm -rf "$work/index"
+  "$hea_rag" index "$work/corpus.csv" --index "$work/index"
+  for qa in "${qa_files[@]}"; do
+    "$hea_rag" finetune "$qa" --model smollm2-135m --index "$work/index" \
+      --negatives "$negatives" --seed 0 --save-examples "$work/examples/$(basename "$qa")"
+  done
+fi
+[[ $stage == prepare ]] && exit 0
+
+examples=()
+for qa in "${qa_files[@]}"; do examples+=("$work/examples/$(basename "$qa")"); done
+"$hea_rag" finetune "${examples[@]}" --model smollm2-135m --output "$out" --epochs "$epochs" \
   --batch-size 4 --eval-fraction 0 --negatives "$negatives" --seed 0 --no-resume \
-  --no-gradient-checkpointing
+  --no-gradient-checkpointing --quantize none
 cat >> "$out/README.md" <<CARD
 
 ## Recipe
 
-Built by \`scripts/build_default_adapter.sh\` (hea-rag commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)):
+Built by \`scripts/build_default_adapter.sh\` (hea-rag commit ${HEA_RAG_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}):
 dev_qa \`train\` and the upstream QA pairs, over an index of the shared corpus without the dev_qa
-\`heldout\` abstracts and without the upstream pairs that heldout holds (\`scripts/without_heldout.py\`).
+\`heldout\` abstracts and without the upstream pairs that heldout holds (\`scripts/without_heldout.py\`),
+grounded and written as training examples first (\`finetune --save-examples\`), then trained on them.
 Its answers and refusals on \`heldout\` are measured by \`scripts/bench_abstention.py\`.
 CARD
 # resumable state of the run, and the tokenizer (the GGUF carries its own): not part of the adapter

@@ -370,7 +370,8 @@ def test_trainer_projects_only_label_positions_onto_the_vocabulary(tiny_phi_dir,
     settings = TrainSettings(**TINY_SETTINGS)
     model = with_lora(AutoModelForCausalLM.from_pretrained(tiny_phi_dir), settings, "none", False)
     examples = [Example(build_prompt("CoCrNi is FCC.", "Which lattice?"), "FCC", "p", None)]
-    trainer = _trainer(model, phi_tokenizer, examples, [], settings, tmp_path, False, False, False)
+    trainer = _trainer(model, phi_tokenizer, examples, [], settings, tmp_path, False, False, False,
+                       "none")
     rows, batch = _two_row_batch(phi_tokenizer)
     predicting = {i - 1 for row in rows for i, label in enumerate(row["labels"]) if label != IGNORE}
     shapes = []
@@ -393,7 +394,8 @@ def test_training_recomputes_activations_instead_of_keeping_them(tiny_phi_dir, p
     settings = TrainSettings(**{**TINY_SETTINGS, "max_steps": 1, "save_steps": 10})
     model = with_lora(AutoModelForCausalLM.from_pretrained(tiny_phi_dir), settings, "none", False)
     examples = [Example(build_prompt("CoCrNi is FCC.", "Which lattice?"), "FCC", "p", None)] * 4
-    trainer = _trainer(model, phi_tokenizer, examples, [], settings, tmp_path, False, False, False)
+    trainer = _trainer(model, phi_tokenizer, examples, [], settings, tmp_path, False, False, False,
+                       "none")
     calls = []
     mlp = model.base_model.model.model.layers[-1].mlp  # the first one's input needs no gradient
     forward = mlp.forward  # wrapped on the instance: module hooks do not run in the recompute
@@ -525,3 +527,57 @@ def test_mix_option_is_checked_before_any_work(tmp_path):
     qa.write_text(json.dumps({"question": "q?", "answer": "a"}) + "\n")
     result = CliRunner().invoke(cli, ["finetune", str(qa), "--mix", "qa=two", "--model", "x"])
     assert result.exit_code != 0 and "--mix: 'qa=two' is not NAME=WEIGHT" in result.stderr
+
+
+def test_saved_examples_train_elsewhere_without_the_index(corpus_csv, tiny_phi_dir, tmp_path):
+    """`--save-examples` writes exactly the examples training would use (negatives included) and
+    stops; that file then trains as a QA file with no index at all (a GPU machine), and refuses a
+    model whose tokenizer and window it was not cut for."""
+    from click.testing import CliRunner
+
+    from hea_rag.cli import cli
+    from hea_rag.finetune import TrainSettings
+    from hea_rag.indexer import index_paths
+    from hea_rag.prompt import REFUSAL
+    from hea_rag.training import build_examples, load_base
+
+    folder = tmp_path / "index"
+    index_paths([str(corpus_csv)], folder)
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text("".join(json.dumps({"question": q, "answer": a}) + "\n" for q, a in CORPUS_QA))
+    saved = tmp_path / "examples.jsonl"
+    prepared = CliRunner().invoke(cli, [
+        "finetune", str(qa), "--model", str(tiny_phi_dir), "--index", str(folder),
+        "--max-length", "256", "--negatives", "1", "--save-examples", str(saved)])
+    assert prepared.exit_code == 0, prepared.stderr
+    assert not (folder / "adapter").exists()  # nothing trained
+    rows = [json.loads(line) for line in saved.read_text().splitlines()]
+    settings = TrainSettings(max_length=256, negative_rate=1.0)
+    tokenizer, model = load_base(str(tiny_phi_dir), "none", False)
+    direct = build_examples([qa], "abstract", folder, tokenizer, model.config, settings,
+                            str(tiny_phi_dir))
+    assert [(r["prompt"], r["answer"], r["group"]) for r in rows] == [
+        (e.prompt, e.answer, e.group) for e in direct]
+    assert sum(r["answer"] == REFUSAL for r in rows) == len(CORPUS_QA)
+
+    shutil.rmtree(folder)
+    trained = CliRunner().invoke(cli, [
+        "finetune", str(saved), "--model", str(tiny_phi_dir), "--index", str(folder),
+        "--output", str(tmp_path / "adapter"), "--max-steps", "2", "--batch-size", "2",
+        "--max-length", "256", "--eval-fraction", "0", "--negatives", "1"])
+    assert trained.exit_code == 0, trained.stderr
+    card = json.loads((tmp_path / "adapter" / "hea_rag_adapter.json").read_text())
+    assert card["train_examples"] == len(rows) and not folder.exists()
+
+    other = CliRunner().invoke(cli, ["finetune", str(saved), "--model", "smollm2-135m",
+                                     "--index", str(folder)])
+    assert other.exit_code != 0
+    assert f"{saved}, row 1: prepared for --model {tiny_phi_dir}, not smollm2-135m" in other.stderr
+    rate = CliRunner().invoke(cli, ["finetune", str(saved), "--model", str(tiny_phi_dir),
+                                    "--index", str(folder), "--negatives", "0.3"])
+    assert rate.exit_code != 0
+    assert f"{saved}, row 1: prepared with --negatives 1.0: pass the same" in rate.stderr
+    saved.write_text(json.dumps({"prompt": "p", "answer": "a"}) + "\n")
+    broken = CliRunner().invoke(cli, ["finetune", str(saved), "--model", str(tiny_phi_dir),
+                                      "--index", str(folder)])
+    assert broken.exit_code != 0 and f"{saved}, row 1: not a prepared example" in broken.stderr
