@@ -18,6 +18,7 @@ from .bibtex_reader import read_bibtex
 from .common import decode, read_text
 from .csv_reader import looks_like_csv, read_csv
 from .json_reader import read_json, read_jsonl
+from .pdf_reader import read_pdf
 from .records import Failed, Paper, Record, Skipped
 from .ris_reader import read_ris
 from .text_reader import read_text_file
@@ -35,11 +36,15 @@ READERS: dict[str, Callable[..., Iterator[Record]]] = {
     ".ris": read_ris,
     ".txt": read_text_file,
     ".md": read_text_file,
+    ".pdf": read_pdf,
 }
+# Formats whose reader can also read a paper's body (`index --full-text`).
+FULL_TEXT_FORMATS = frozenset({".pdf"})
 
 
-def read_path(path: str) -> Iterator[Record]:
+def read_path(path: str, full_text: bool = False) -> Iterator[Record]:
     """Records from a file, a directory (recursively, sorted, hidden files skipped) or `-` (stdin).
+    With `full_text`, papers of FULL_TEXT_FORMATS carry their body too.
 
     Raises InputError at once for a path that does not exist; every other problem is a record.
     """
@@ -49,8 +54,8 @@ def read_path(path: str) -> Iterator[Record]:
     if not os.path.exists(path):
         raise InputError(path, "no such file or directory")
     if os.path.isdir(path):
-        return _read_dir(path)
-    return _read_file(path)
+        return _read_dir(path, full_text)
+    return _read_file(path, full_text)
 
 
 def sniff_format(text: str) -> str:
@@ -79,13 +84,14 @@ def _guarded(records: Iterator[Record], name: str) -> Iterator[Record]:
         yield Failed(e.where, e.reason)
 
 
-def _read_file(path: str) -> Iterator[Record]:
+def _read_file(path: str, full_text: bool = False) -> Iterator[Record]:
     ext = os.path.splitext(path)[1].lower()
     reader = READERS.get(ext)
     if reader is None:
         yield Skipped(path, f"unsupported file type {ext or '(no extension)'}")
         return
-    yield from _guarded(reader(path, path), path)
+    records = reader(path, path, full_text=True) if full_text and ext in FULL_TEXT_FORMATS else reader(path, path)
+    yield from _guarded(records, path)
 
 
 def _read_stdin() -> Iterator[Record]:
@@ -101,7 +107,7 @@ def _read_stdin() -> Iterator[Record]:
     yield from reader(io.StringIO(text, newline=""), STDIN_NAME)
 
 
-def _read_dir(root: str) -> Iterator[Record]:
+def _read_dir(root: str, full_text: bool = False) -> Iterator[Record]:
     errors: list[OSError] = []
     found = []
     for dirpath, dirnames, filenames in os.walk(root, onerror=errors.append):
@@ -112,4 +118,4 @@ def _read_dir(root: str) -> Iterator[Record]:
     for error in errors:
         yield Failed(error.filename or root, error.strerror or str(error))
     for path in sorted(found, key=lambda p: Path(p).relative_to(root).parts):
-        yield from _read_file(path)
+        yield from _read_file(path, full_text)

@@ -25,6 +25,15 @@ def text_key(abstract: str) -> str:
 
 
 @dataclass(frozen=True)
+class Section:
+    """A piece of a paper's body (read with `index --full-text`): its text on one page."""
+
+    page: int  # 1-based
+    heading: str
+    text: str
+
+
+@dataclass(frozen=True)
 class Paper:
     """One paper as read from any input format. `abstract` is already cleaned."""
 
@@ -37,6 +46,7 @@ class Paper:
     origin: str = ""  # where it was read, e.g. "papers.csv row 12"
     raw_sha1: str | None = field(default=None, compare=False)  # sha1 of the abstract as read, whitespace-normalized: QA files
     # that point at abstracts by hash (like the dev QA set) hash the text before any cleaning
+    body: tuple[Section, ...] = field(default=(), compare=False, repr=False)  # full text, if read
 
     @property
     def text_key(self) -> str:
