@@ -59,6 +59,7 @@ class Source:
     year: int | None
     score: float
     text: str
+    file: str | None = None  # the PDF the paper was read from
 
 
 @dataclass
@@ -269,7 +270,7 @@ def locate(text: str, sentence: str) -> tuple[int, int]:
 
 def _source(hit: Hit, text: str) -> Source:
     return Source(rank=hit.rank, paper_id=hit.paper.id, doi=hit.paper.doi, title=hit.paper.title,
-                  year=hit.paper.year, score=round(hit.score, 4), text=text)
+                  year=hit.paper.year, score=round(hit.score, 4), text=text, file=hit.paper.file)
 
 
 def default_adapter(index_dir: Path, model: str | None = None) -> Path | None:

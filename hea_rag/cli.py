@@ -103,9 +103,12 @@ def cli() -> None:
 @click.option("--rebuild", is_flag=True,
               help="Build the index afresh from the papers it stores, plus PATHS: the fix for a "
                    "damaged index or an older format (--embedder and --chunk-tokens may change).")
-def index(paths, index_dir, embedder, chunk_tokens, lock_timeout, rebuild) -> None:
-    """Add papers from PATHS (CSV/TSV, Scopus export, JSON/JSONL, BibTeX, RIS, .txt/.md files or
-    folders; - for stdin) to the index. Papers already indexed are skipped, not re-embedded."""
+@click.option("--full-text", is_flag=True,
+              help="Also index the body of PDFs (sections up to the references, each passage "
+                   "with its page). Default: abstracts only, as the adapter was trained on them.")
+def index(paths, index_dir, embedder, chunk_tokens, lock_timeout, rebuild, full_text) -> None:
+    """Add papers from PATHS (CSV/TSV, Scopus export, JSON/JSONL, BibTeX, RIS, PDF, .txt/.md files
+    or folders; - for stdin) to the index. Papers already indexed are skipped, not re-embedded."""
     from hea_rag.chunking import ChunkingParams
     from hea_rag.indexer import index_paths, rebuild_index
 
@@ -116,7 +119,7 @@ def index(paths, index_dir, embedder, chunk_tokens, lock_timeout, rebuild) -> No
         summary = (rebuild_index if rebuild else index_paths)(
             paths, index_dir, embedder, chunking, lock_timeout,
             on_wait=lambda: status(f"waiting for another indexing run to release {index_dir} ..."),
-            on_progress=on_progress,
+            on_progress=on_progress, full_text=full_text,
         )
     _report_index_summary(summary, index_dir)
     if summary.failed:

@@ -70,8 +70,10 @@ def index_paths(
     lock_timeout: float = 600.0,
     on_wait: Callable[[], None] | None = None,
     on_progress: Progress | None = None,
+    full_text: bool = False,
 ) -> IndexSummary:
-    """Add the papers in `paths` that the index at `folder` lacks. Safe to interrupt at any point."""
+    """Add the papers in `paths` that the index at `folder` lacks. Safe to interrupt at any point.
+    With `full_text`, the body of each PDF is indexed too, a passage per section piece and page."""
     started = time.perf_counter()
     with write_lock(folder, lock_timeout, on_wait):
         manifest = _existing_manifest(folder)
@@ -80,7 +82,7 @@ def index_paths(
             name = canonical_name(embedder_name) if embedder_name else None
             manifest.check_compatible(name, chunking.as_dict() if chunking else None)
         summary = IndexSummary()
-        batch = _read_new_papers(paths, folder if manifest else None, summary)
+        batch = _read_new_papers(paths, folder if manifest else None, summary, full_text)
         summary.added = len(batch.papers)
         if batch.papers:
             manifest = _embed_and_commit(batch.papers, folder, manifest, embedder_name, chunking,
@@ -98,6 +100,7 @@ def rebuild_index(
     lock_timeout: float = 600.0,
     on_wait: Callable[[], None] | None = None,
     on_progress: Progress | None = None,
+    full_text: bool = False,
 ) -> IndexSummary:
     """A fresh generation of the index at `folder` holding the papers it stores plus those in
     `paths`, re-chunked and re-embedded: the fix for a damaged index or an older format. The old
@@ -108,7 +111,7 @@ def rebuild_index(
         if old:
             remove_stale_generations(folder, keep=old.generation)
         summary = IndexSummary(rebuilt=True)
-        batch = _rebuild_batch(folder, old, list(paths), summary)
+        batch = _rebuild_batch(folder, old, list(paths), summary, full_text)
         name = embedder_name or (old.embedder if old else None)
         params = chunking or (ChunkingParams(**old.chunking) if old else None)
         manifest = _embed_and_commit(batch.papers, folder, None, name, params, summary, on_progress)
@@ -125,13 +128,14 @@ def _readable_manifest(folder: Path) -> Manifest | None:
         return None
 
 
-def _rebuild_batch(folder: Path, old: Manifest | None, paths: list[str], summary) -> _Batch:
+def _rebuild_batch(folder: Path, old: Manifest | None, paths: list[str], summary,
+                   full_text: bool = False) -> _Batch:
     """The stored papers first, then the new ones of `paths`, deduplicated."""
     batch = _Batch(set(), set())
     for paper in _stored_papers(folder, old, bool(paths), summary):
         batch.offer(paper)
     summary.kept = len(batch.papers)
-    _read_paths(paths, batch, summary)
+    _read_paths(paths, batch, summary, full_text)
     summary.added = len(batch.papers) - summary.kept
     if not batch.papers:
         raise IndexMissingError(f"{folder}: no stored papers and no readable files to rebuild from")
@@ -157,7 +161,8 @@ def _existing_manifest(folder: Path) -> Manifest | None:
     return None
 
 
-def _read_new_papers(paths: Iterable[str], folder: Path | None, summary: IndexSummary) -> _Batch:
+def _read_new_papers(paths: Iterable[str], folder: Path | None, summary: IndexSummary,
+                     full_text: bool = False) -> _Batch:
     if folder is not None:
         with IndexReader(folder) as reader:
             reader.check()  # never copy a damaged generation forward
@@ -165,15 +170,16 @@ def _read_new_papers(paths: Iterable[str], folder: Path | None, summary: IndexSu
     else:
         dois, keys = set(), set()
     batch = _Batch(dois, keys)
-    _read_paths(paths, batch, summary)
+    _read_paths(paths, batch, summary, full_text)
     return batch
 
 
-def _read_paths(paths: Iterable[str], batch: _Batch, summary: IndexSummary) -> None:
+def _read_paths(paths: Iterable[str], batch: _Batch, summary: IndexSummary,
+                full_text: bool = False) -> None:
     """Offer every paper of `paths` to `batch`; a path with nothing to index at all fails."""
     for path in paths:
         found = failed = 0
-        for record in read_path(path):
+        for record in read_path(path, full_text):
             if isinstance(record, Skipped):
                 summary.skipped.append(record)
             elif isinstance(record, Failed):
@@ -194,9 +200,10 @@ def _embed_and_commit(papers, folder, manifest, embedder_name, chunking, summary
     summary.load_seconds = time.perf_counter() - started
     params = ChunkingParams(**manifest.chunking) if manifest else (chunking or ChunkingParams())
     passages = [
-        NewPassage(paper_index=i, position=position, text=text, tokens=" ".join(tokenize(text)))
+        NewPassage(paper_index=i, position=position, text=text, tokens=" ".join(tokenize(text)),
+                   page=page)
         for i, paper in enumerate(papers)
-        for position, text in enumerate(_passage_texts(paper, embedder, params))
+        for position, (text, page) in enumerate(_passage_texts(paper, embedder, params))
     ]
     vectors = _embed(embedder, [p.text for p in passages], on_progress)
     if manifest is None:
@@ -207,9 +214,15 @@ def _embed_and_commit(papers, folder, manifest, embedder_name, chunking, summary
     return commit_generation(folder, manifest, papers, paper_tokens, passages, vectors)
 
 
-def _passage_texts(paper: Paper, embedder, params: ChunkingParams) -> list[str]:
-    limit = min(params.max_tokens, embedder.max_tokens)
-    return chunk_text(paper.abstract, embedder.count_tokens, ChunkingParams(limit, params.overlap_sentences))
+def _passage_texts(paper: Paper, embedder, params: ChunkingParams) -> list[tuple[str, int | None]]:
+    """(text, page) of each passage: the abstract's (no page), then the body's, if it was read.
+    The whole-paper lexical tokens stay those of the title and abstract, so that full text
+    does not change how papers rank for what their abstracts say."""
+    limit = ChunkingParams(min(params.max_tokens, embedder.max_tokens), params.overlap_sentences)
+    passages = [(text, None) for text in chunk_text(paper.abstract, embedder.count_tokens, limit)]
+    for section in paper.body:
+        passages += [(text, section.page) for text in chunk_text(section.text, embedder.count_tokens, limit)]
+    return passages
 
 
 def _embed(embedder, texts: list[str], on_progress: Progress | None, batch: int = 64):

@@ -24,6 +24,8 @@ def hit_record(hit: Hit, query: str | None = None) -> dict[str, Any]:
         title=hit.paper.title,
         year=hit.paper.year,
         text=hit.text,
+        file=hit.paper.file,
+        page=hit.page,
         passage_id=hit.passage_id,
         dense_score=None if hit.dense is None else round(hit.dense, 4),
         lexical_score=None if hit.lexical is None else round(hit.lexical, 4),
@@ -53,8 +55,9 @@ def print_hits(hits: list[Hit], query: str | None = None) -> None:
     for hit in hits:
         doi = hit.paper.doi or "-"
         year = hit.paper.year or "-"
-        print(f"{hit.rank}\t{hit.score:.4f}\t{doi}\t{year}\t{label(hit)}")
-        print(f"\t{hit.text}")
+        file = f"\t{hit.paper.file}" if hit.paper.file else ""
+        print(f"{hit.rank}\t{hit.score:.4f}\t{doi}\t{year}\t{label(hit)}{file}")
+        print(f"\t{_page(hit)}{hit.text}")
     sys.stdout.flush()
 
 
@@ -71,10 +74,16 @@ def _print_hits_rich(hits: list[Hit], query: str | None) -> None:
     for hit in hits:
         doi = f"https://doi.org/{hit.paper.doi}" if hit.paper.doi else "no DOI"
         year = f" ({hit.paper.year})" if hit.paper.year else ""
+        file = f"  {hit.paper.file}" if hit.paper.file else ""
         console.print(f"[bold]{hit.rank}.[/bold] [cyan]{escape(label(hit))}[/cyan]{year}"
-                      f"  [dim]score {hit.score:.4f}  {doi}[/dim]")
-        console.print(escape(hit.text), style="default", highlight=False)
+                      f"  [dim]score {hit.score:.4f}  {doi}{escape(file)}[/dim]")
+        console.print(escape(_page(hit) + hit.text), style="default", highlight=False)
         console.print()
+
+
+def _page(hit: Hit) -> str:
+    """`(page 4) ` before a passage of a PDF body."""
+    return f"(page {hit.page}) " if hit.page is not None else ""
 
 
 def status(message: str) -> None:
@@ -125,7 +134,8 @@ def print_answer(answer) -> None:
     if answer.evidence is not None:
         print(f"  evidence: {answer.evidence.text}")
     for source in answer.sources:
-        print(f"[{source.rank}] {source.doi or '-'}\t{source.year or '-'}\t{source.title or ''}")
+        file = f"\t{source.file}" if source.file else ""
+        print(f"[{source.rank}] {source.doi or '-'}\t{source.year or '-'}\t{source.title or ''}{file}")
     sys.stdout.flush()
 
 
@@ -143,7 +153,8 @@ def _print_answer_rich(answer) -> None:
         doi = f"https://doi.org/{source.doi}" if source.doi else "no DOI"
         title = source.title or (source.text[:80] + "...")
         year = f" ({source.year})" if source.year else ""
-        console.print(f"[dim][{source.rank}][/dim] {escape(title)}{year}  [dim]{doi}[/dim]",
+        file = f"  {source.file}" if source.file else ""
+        console.print(f"[dim][{source.rank}][/dim] {escape(title)}{year}  [dim]{doi}{escape(file)}[/dim]",
                       highlight=False)
 
 

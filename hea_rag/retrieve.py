@@ -40,6 +40,7 @@ class Hit:
     dense: float | None  # cosine of the shown passage to the query
     lexical: float | None  # BM25 of the whole paper for the query
     best_dense: float | None = None  # cosine of the paper's closest passage: the abstention gate
+    page: int | None = None  # page of the shown passage, when it comes from a PDF body
 
 
 class Retriever:
@@ -116,11 +117,12 @@ class Retriever:
         papers = self.reader.papers(ranked)
         chosen = {p: max(passages[p], key=relevance) for p in ranked}
         texts = self.reader.passages(chosen.values())
+        pages = self.reader.pages_of(chosen.values())
         return [
             Hit(rank=rank, score=scores[paper_id], paper=papers[paper_id],
                 passage_id=chosen[paper_id], text=texts[chosen[paper_id]][1],
                 dense=cosines.get(chosen[paper_id]), lexical=lexical.get(paper_id),
-                best_dense=_best_cosine(passages[paper_id], cosines))
+                best_dense=_best_cosine(passages[paper_id], cosines), page=pages.get(chosen[paper_id]))
             for rank, paper_id in enumerate(ranked, start=1)
         ]
 

@@ -32,7 +32,7 @@ from hea_rag.errors import (
     IndexMissingError,
     IndexNotWritableError,
 )
-from hea_rag.ingest.records import Paper
+from hea_rag.ingest.records import Paper, Section
 from hea_rag.lexical import TOKEN_SYMBOLS
 
 FORMAT_VERSION = 2  # 2: formula tokens and stopwords changed what the FTS tables hold
@@ -60,6 +60,12 @@ CREATE TABLE IF NOT EXISTS passages (
     paper_id INTEGER NOT NULL REFERENCES papers(id),
     position INTEGER NOT NULL,
     text TEXT NOT NULL
+);
+-- the page of each passage read from a PDF body (index --full-text); added without a format
+-- change: an older index simply has no rows, or no table until its next write
+CREATE TABLE IF NOT EXISTS passage_pages (
+    passage_id INTEGER PRIMARY KEY REFERENCES passages(id),
+    page INTEGER NOT NULL
 );
 CREATE VIRTUAL TABLE IF NOT EXISTS passages_fts USING fts5(
     tokens, tokenize = "unicode61 remove_diacritics 0 tokenchars '{TOKEN_SYMBOLS}'"
@@ -175,6 +181,12 @@ class PaperRow:
     year: int | None
     source: str | None
     abstract: str
+    origin: str | None = None  # where it was read: a file path for PDFs
+
+    @property
+    def file(self) -> str | None:
+        """The PDF the paper was read from, shown with its sources."""
+        return self.origin if self.origin and self.origin.lower().endswith(".pdf") else None
 
 
 @dataclass(frozen=True)
@@ -183,6 +195,7 @@ class NewPassage:
     position: int
     text: str
     tokens: str  # space-joined lexical tokens for FTS5
+    page: int | None = None  # for a passage of a PDF body
 
 
 class IndexReader:
@@ -325,11 +338,20 @@ class IndexReader:
         ids = list(ids)
         marks = ",".join("?" * len(ids))
         rows = self._rows(
-            "SELECT id, doi, title, authors, year, source, abstract FROM papers "
+            "SELECT id, doi, title, authors, year, source, abstract, origin FROM papers "
             f"WHERE id IN ({marks})",
             ids,
         )
         return {row[0]: PaperRow(*row) for row in rows}
+
+    def pages_of(self, passage_ids: Iterable[int]) -> dict[int, int]:
+        """passage id -> page, for passages of a PDF body; {} for an index without pages."""
+        ids = list(passage_ids)
+        if not ids or not self._rows("SELECT 1 FROM sqlite_master WHERE name = 'passage_pages'"):
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self._rows(f"SELECT passage_id, page FROM passage_pages WHERE passage_id IN ({marks})", ids)
+        return dict(rows)
 
     def find_paper(self, doi: str | None = None, abstract_sha1: str | None = None) -> int | None:
         """The id of the paper with this DOI or this hash of its abstract as read, if indexed."""
@@ -422,11 +444,26 @@ def _generations(folder: Path, manifest: Manifest | None) -> list[Path]:
 def _papers_in(path: Path) -> list[Paper]:
     db = connect_read_only(path)
     try:
-        rows = db.execute("SELECT abstract, doi, title, authors, year, source, origin, raw_sha1 "
+        rows = db.execute("SELECT abstract, doi, title, authors, year, source, origin, raw_sha1, id "
                           "FROM papers ORDER BY id").fetchall()
+        ids = [row[8] for row in rows]
+        body = _stored_bodies(db)
     finally:
         db.close()
-    return [Paper(*row[:6], origin=row[6] or "", raw_sha1=row[7]) for row in rows]
+    return [Paper(*row[:6], origin=row[6] or "", raw_sha1=row[7], body=body.get(i, ()))
+            for i, row in zip(ids, rows)]
+
+
+def _stored_bodies(db: sqlite3.Connection) -> dict[int, tuple[Section, ...]]:
+    """paper id -> its body passages (those with a page), for --rebuild to carry them over."""
+    if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'passage_pages'").fetchall():
+        return {}
+    rows = db.execute("SELECT p.paper_id, g.page, p.text FROM passages p JOIN passage_pages g "
+                      "ON g.passage_id = p.id ORDER BY p.paper_id, p.position").fetchall()
+    bodies: dict[int, list[Section]] = {}
+    for paper_id, page, text in rows:
+        bodies.setdefault(paper_id, []).append(Section(page, "", text))
+    return {paper_id: tuple(sections) for paper_id, sections in bodies.items()}
 
 
 def _ensure_writable(folder: Path) -> None:
@@ -549,6 +586,8 @@ def _insert_passage(db: sqlite3.Connection, paper_id: int, passage: NewPassage) 
     )
     passage_id = int(cursor.lastrowid)
     db.execute("INSERT INTO passages_fts (rowid, tokens) VALUES (?, ?)", (passage_id, passage.tokens))
+    if passage.page is not None:
+        db.execute("INSERT INTO passage_pages (passage_id, page) VALUES (?, ?)", (passage_id, passage.page))
     return passage_id
 
 

@@ -122,10 +122,14 @@ def read_body(document, head: list[Line]) -> tuple[Section, ...]:
 
 
 def _without_running_lines(lines: list[Line]) -> list[Line]:
-    pages = Counter()
-    for key in {(_shape(line.text), line.page) for line in lines}:
-        pages[key[0]] += 1
-    return [line for line in lines if pages[_shape(line.text)] < 3]
+    """`lines` less running headers and footers: a line (digits aside) printed among the first
+    or last three lines of two or more pages."""
+    by_page: dict[int, list[Line]] = {}
+    for line in lines:
+        by_page.setdefault(line.page, []).append(line)
+    edges = Counter(shape for page in by_page.values()
+                    for shape in {_shape(line.text) for line in page[:3] + page[-3:]})
+    return [line for line in lines if edges[_shape(line.text)] < 2]
 
 
 def _shape(text: str) -> str:
