@@ -440,6 +440,113 @@ def synth(index_dir, output, per_paper, selection, heldout_fraction, seed) -> No
     status(summary.line())
 
 
+@cli.command()
+@click.argument("terms", nargs=-1)
+@click.option("--source", type=click.Choice(["openalex", "crossref", "arxiv"]), default=None,
+              help="API to ask.  [default: openalex; arxiv for --arxiv ids]")
+@click.option("--doi", "as_dois", is_flag=True, help="TERMS are DOIs to look up.")
+@click.option("--arxiv", "as_arxiv", is_flag=True,
+              help="TERMS are arXiv ids to look up (2104.12255, 2104.12255v1, hep-th/9901001).")
+@click.option("--ids", "ids_file", type=click.Path(dir_okay=False, allow_dash=True),
+              help="Look up the DOIs and arXiv ids in this file (a list, BibTeX, RIS, CSV...).")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="Published on or after (search).")
+@click.option("--until", type=click.DateTime(["%Y-%m-%d"]), help="Published on or before (search).")
+@click.option("--limit", type=click.IntRange(1), default=config.DEFAULT_FETCH_LIMIT,
+              show_default=True, help="Most works a search returns.")
+@click.option("--title", "title_only", is_flag=True, help="Match the search words in titles only.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="JSONL file to write. Default: stdout (nothing with --add).")
+@click.option("--add", is_flag=True,
+              help="Add the works that have an abstract to the index, as `index` would (giving "
+                   "--index DIR on the command line implies it).")
+@click.option("--complete", is_flag=True,
+              help="Fill in the title, authors, year and journal of indexed papers that have a "
+                   "DOI but no title.")
+@click.option("--mailto", envvar=config.ENV_MAILTO, show_envvar=True,
+              help="Your e-mail address, for the OpenAlex and Crossref polite pools.")
+@click.option("--refresh", is_flag=True, help="Ask the APIs again instead of using the cache.")
+@index_option
+def fetch(terms, source, as_dois, as_arxiv, ids_file, since, until, limit, title_only, output,
+          add, complete, mailto, refresh, index_dir) -> None:
+    """Search OpenAlex, Crossref or arXiv for TERMS, or look up works by id, and write one JSON
+    record per work (doi, title, abstract, year, authors, journal, source, url, retrieved_at).
+    Answers are cached on disk, so a rerun works offline."""
+    from hea_rag.sources import fetch as fetching
+    from hea_rag.sources.client import ApiClient, ClientSettings
+
+    source_of_index = click.get_current_context().get_parameter_source("index_dir")
+    add = add or source_of_index is click.core.ParameterSource.COMMANDLINE
+    request = _fetch_request(terms, source, as_dois, as_arxiv, ids_file, since, until, limit,
+                             title_only, complete)
+    with ApiClient(ClientSettings.from_env(mailto, refresh)) as client:
+        if complete:
+            done = fetching.complete(client, index_dir, source, config.DEFAULT_LOCK_TIMEOUT)
+            status(f"{index_dir}: filled in {done.changed} of {done.asked} papers with a DOI "
+                   "but no title")
+            return _end_fetch(done.result)
+        result = fetching.run(client, request)
+    if output or not add:
+        _write_works(result.works, output)
+    if add and result.works:
+        _index_works(result.works, index_dir)
+    _end_fetch(result)
+
+
+def _fetch_request(terms, source, as_dois, as_arxiv, ids_file, since, until, limit, title_only,
+                   complete):
+    """The FetchRequest the options describe; a UsageError for options that do not go together."""
+    from hea_rag.sources.fetch import FetchRequest, read_ids
+
+    modes = [bool(terms) and not (as_dois or as_arxiv), as_dois or as_arxiv, bool(ids_file), complete]
+    if sum(modes) != 1 or (as_dois and as_arxiv) or ((as_dois or as_arxiv) and not terms):
+        raise click.UsageError("give search TERMS, or --doi/--arxiv with ids, or --ids FILE, "
+                               "or --complete: one of them")
+    if (since or until or title_only) and not modes[0]:
+        raise click.UsageError("--since, --until and --title apply to searches")
+    dois, arxiv_ids = read_ids(ids_file) if ids_file else ([], [])
+    return FetchRequest(
+        query=" ".join(terms) if modes[0] else None,
+        dois=list(terms) if as_dois else dois, arxiv_ids=list(terms) if as_arxiv else arxiv_ids,
+        source=source, since=since.date().isoformat() if since else None,
+        until=until.date().isoformat() if until else None, limit=limit, title_only=title_only)
+
+
+def _write_works(works, output: Path | None) -> None:
+    handle = open(output, "w", encoding="utf-8") if output else sys.stdout
+    try:
+        for work in works:
+            handle.write(json.dumps(work.as_json(), ensure_ascii=False) + "\n")
+    finally:
+        if output:
+            handle.close()
+
+
+def _index_works(works, index_dir: Path) -> None:
+    """The works through `index`'s path: same dedup, same summary; no abstract, no paper."""
+    from hea_rag.indexer import RecordSource, index_paths
+
+    records = RecordSource("fetched works", [work.as_record() for work in works])
+    with _progress_bar("embedding passages") as on_progress:
+        summary = index_paths([records], index_dir, on_progress=on_progress, on_wait=lambda: status(
+            f"waiting for another indexing run to release {index_dir} ..."))
+    _report_index_summary(summary, index_dir)
+
+
+def _end_fetch(result) -> None:
+    """One line per id that got no work, then the error that ended the run, if any; exit 1
+    when either happened."""
+    if result.works:
+        without = sum(not work.abstract for work in result.works)
+        status(f"fetched {len(result.works)} works ({without} without an abstract, "
+               f"{result.cached} from the cache)")
+    for missing in result.missing:
+        status(f"hea-rag: error: {missing.line()}")
+    if result.error:
+        raise UserFacingError(str(result.error))
+    if result.missing:
+        raise click.exceptions.Exit(1)
+
+
 def _stdin_lines() -> Iterator[str]:
     for line in sys.stdin:
         if line.strip():

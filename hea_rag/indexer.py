@@ -30,6 +30,18 @@ from hea_rag.store import (
 Progress = Callable[[int, int], None]  # (passages embedded so far, total)
 
 
+@dataclass(frozen=True)
+class RecordSource:
+    """Records already read (Paper / Skipped / Failed), e.g. works fetched from a literature API,
+    given to `index_paths` among its paths: they go through the same dedup and summary."""
+
+    name: str  # stands for them in the summary, like a file name
+    records: Iterable
+
+    def __str__(self) -> str:
+        return self.name
+
+
 @dataclass
 class IndexSummary:
     added: int = 0
@@ -179,7 +191,7 @@ def _read_paths(paths: Iterable[str], batch: _Batch, summary: IndexSummary,
     """Offer every paper of `paths` to `batch`; a path with nothing to index at all fails."""
     for path in paths:
         found = failed = 0
-        for record in read_path(path, full_text):
+        for record in path.records if isinstance(path, RecordSource) else read_path(path, full_text):
             if isinstance(record, Skipped):
                 summary.skipped.append(record)
             elif isinstance(record, Failed):
@@ -210,7 +222,7 @@ def _embed_and_commit(papers, folder, manifest, embedder_name, chunking, summary
         manifest = Manifest(embedder=embedder.name, dimension=embedder.dimension,
                             chunking=params.as_dict())
     summary.passages = len(passages)
-    paper_tokens = [" ".join(tokenize(f"{paper.title or ''} {paper.abstract}")) for paper in papers]
+    paper_tokens = [lexical_tokens(paper) for paper in papers]
     return commit_generation(folder, manifest, papers, paper_tokens, passages, vectors)
 
 
@@ -237,3 +249,36 @@ def _embed(embedder, texts: list[str], on_progress: Progress | None, batch: int 
         if on_progress:
             on_progress(min(start + batch, len(texts)), len(texts))
     return vectors
+
+
+def lexical_tokens(paper: Paper) -> str:
+    """What the whole-paper lexical index holds for a paper: its title and abstract."""
+    return " ".join(tokenize(f"{paper.title or ''} {paper.abstract}"))
+
+
+def fill_in_papers(folder: Path, found: dict[str, dict], lock_timeout: float = 600.0,
+                   on_wait: Callable[[], None] | None = None) -> int:
+    """Give the indexed papers that have a DOI but no title the title, authors, year and journal
+    in `found` (DOI -> those fields), where they lack them. The abstracts, passages and vectors
+    stay as they are, so nothing is re-embedded. Returns how many papers changed."""
+    with write_lock(folder, lock_timeout, on_wait):
+        manifest = Manifest.load(folder)
+        with IndexReader(folder) as reader:
+            reader.check()  # never copy a damaged generation forward
+            rows = reader.papers_without_title()
+        changes = [(row.id, paper, lexical_tokens(paper)) for row in rows
+                   if (paper := _filled_in(row, found.get(row.doi))) is not None]
+        if changes:
+            commit_generation(folder, manifest, [], [], [], None, updated=changes)
+    return len(changes)
+
+
+def _filled_in(row, fields: dict | None) -> Paper | None:
+    """The stored paper with its empty metadata taken from `fields`; None if nothing changes."""
+    if not fields:
+        return None
+    paper = Paper(abstract=row.abstract, doi=row.doi, title=row.title or fields.get("title"),
+                  authors=row.authors or fields.get("authors"), year=row.year or fields.get("year"),
+                  source=row.source or fields.get("source"))
+    same = (paper.title, paper.authors, paper.year, paper.source) == (row.title, row.authors, row.year, row.source)
+    return None if same else paper

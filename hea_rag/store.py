@@ -353,6 +353,13 @@ class IndexReader:
         rows = self._rows(f"SELECT passage_id, page FROM passage_pages WHERE passage_id IN ({marks})", ids)
         return dict(rows)
 
+    def papers_without_title(self) -> list[PaperRow]:
+        """Papers with a DOI but no title, for `fetch --complete` to fill in. (Every stored
+        paper has an abstract: records without one are never indexed.)"""
+        rows = self._rows("SELECT id, doi, title, authors, year, source, abstract FROM papers "
+                          "WHERE doi IS NOT NULL AND (title IS NULL OR title = '') ORDER BY id")
+        return [PaperRow(*row) for row in rows]
+
     def find_paper(self, doi: str | None = None, abstract_sha1: str | None = None) -> int | None:
         """The id of the paper with this DOI or this hash of its abstract as read, if indexed."""
         if abstract_sha1:
@@ -508,8 +515,11 @@ def commit_generation(
     paper_tokens: Sequence[str],
     passages: Sequence[NewPassage],
     vectors,
+    updated: Sequence[tuple[int, Paper, str]] = (),
 ) -> Manifest:
     """Write a new generation holding the old one plus `papers`, then switch the manifest to it.
+    `updated` gives stored papers (id, paper, lexical tokens) new metadata: title, authors,
+    year, source; their abstracts and passages stay.
 
     The caller holds the write lock. Returns the new manifest.
     """
@@ -524,6 +534,8 @@ def commit_generation(
     with db:
         paper_ids = [_insert_paper(db, paper, tokens) for paper, tokens in zip(papers, paper_tokens)]
         passage_ids = [_insert_passage(db, paper_ids[p.paper_index], p) for p in passages]
+        for paper_id, paper, tokens in updated:
+            _update_metadata(db, paper_id, paper, tokens)
     if passage_ids:
         import numpy as np
 
@@ -577,6 +589,12 @@ def _insert_paper(db: sqlite3.Connection, paper: Paper, tokens: str) -> int:
     )
     db.execute("INSERT INTO papers_fts (rowid, tokens) VALUES (?, ?)", (cursor.lastrowid, tokens))
     return int(cursor.lastrowid)
+
+
+def _update_metadata(db: sqlite3.Connection, paper_id: int, paper: Paper, tokens: str) -> None:
+    db.execute("UPDATE papers SET title = ?, authors = ?, year = ?, source = ? WHERE id = ?",
+               (paper.title, paper.authors, paper.year, paper.source, paper_id))
+    db.execute("UPDATE papers_fts SET tokens = ? WHERE rowid = ?", (tokens, paper_id))
 
 
 def _insert_passage(db: sqlite3.Connection, paper_id: int, passage: NewPassage) -> int:
