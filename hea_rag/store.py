@@ -462,11 +462,15 @@ def _papers_in(path: Path) -> list[Paper]:
 
 
 def _stored_bodies(db: sqlite3.Connection) -> dict[int, tuple[Section, ...]]:
-    """paper id -> its body passages (those with a page), for --rebuild to carry them over."""
-    if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'passage_pages'").fetchall():
+    """paper id -> its body passages (those with a page), for --rebuild to carry them over.
+    Damaged passages lose the bodies only: the papers table alone is enough to rebuild."""
+    try:
+        if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'passage_pages'").fetchall():
+            return {}
+        rows = db.execute("SELECT p.paper_id, g.page, p.text FROM passages p JOIN passage_pages g "
+                          "ON g.passage_id = p.id ORDER BY p.paper_id, p.position").fetchall()
+    except sqlite3.DatabaseError:
         return {}
-    rows = db.execute("SELECT p.paper_id, g.page, p.text FROM passages p JOIN passage_pages g "
-                      "ON g.passage_id = p.id ORDER BY p.paper_id, p.position").fetchall()
     bodies: dict[int, list[Section]] = {}
     for paper_id, page, text in rows:
         bodies.setdefault(paper_id, []).append(Section(page, "", text))

@@ -418,15 +418,15 @@ def test_missing_path_raises(tmp_path):
 
 
 def test_unsupported_extension_is_skipped(tmp_path):
-    path = write(tmp_path, "paper.pdf", "%PDF-1.7")
-    assert list(read_path(path)) == [Skipped(path, "unsupported file type .pdf")]
+    path = write(tmp_path, "paper.docx", "PK\x03\x04")
+    assert list(read_path(path)) == [Skipped(path, "unsupported file type .docx")]
 
 
 def test_directory_walk_is_sorted_recursive_and_skips_hidden(tmp_path):
     write(tmp_path, "b.txt", ABSTRACT_B)
     write(tmp_path, "a/z.jsonl", f'{{"abstract": "{ABSTRACT_A}"}}\n')
     write(tmp_path, "a/bad.json", "[not json")
-    write(tmp_path, "a/notes.pdf", "ignored: unsupported files in directories are not reported")
+    write(tmp_path, "a/notes.docx", "ignored: unsupported files in directories are not reported")
     write(tmp_path, ".hidden.txt", ABSTRACT_A)
     write(tmp_path, ".git/x.txt", ABSTRACT_A)
     records = list(read_path(str(tmp_path)))

@@ -33,7 +33,7 @@ ABSTRACT = (
     "Ti40Nb15Mo30(NbC)15 composite kept an elongation of 35 % and AlCoCrFeNi2.1 reached 1050 MPa."
 )
 HEA = TypesetPaper("Grain refinement of Al0.3CoCrFeNi and (FeCoNi)86Al7Ti7", ABSTRACT,
-                   "10.9999/fake.2023.002", authors=["Ada Writer", "Ben Reader"], year=2023,
+                   "10.9999/pdf.2023.002", authors=["Ada Writer", "Ben Reader"], year=2023,
                    body=filler_body("The Al0.3CoCrFeNi ingots were arc melted under argon."),
                    references=["[1] C. Cited, Intermetallics 120 (2020) 106000, "
                                "https://doi.org/10.1016/j.intermet.2020.106000"])
@@ -250,3 +250,28 @@ def test_cli_ask_answers_from_a_pdf_as_a_subprocess(tmp_path, index_env):
     answer = json.loads(asked.stdout.splitlines()[0])
     assert answer["sources"][0]["doi"] == HEA.doi
     assert answer["sources"][0]["file"] == str(pdf)
+
+
+def test_an_index_from_before_pages_still_opens_and_grows(tmp_path, corpus_csv):
+    """Indexes written before passage pages existed have no passage_pages table."""
+    import sqlite3
+
+    from hea_rag.indexer import index_paths
+    from hea_rag.retrieve import open_retriever
+    from hea_rag.store import SQLITE_FILE, IndexReader, Manifest
+
+    folder = tmp_path / "old"
+    index_paths([str(corpus_csv)], folder)
+    database = folder / Manifest.load(folder).generation / SQLITE_FILE
+    with sqlite3.connect(database) as db:
+        db.execute("DROP TABLE passage_pages")
+    with open_retriever(folder, need_dense=False) as retriever:
+        assert retriever.search("MoNbVTa0.5Cr", mode="lexical")[0].page is None
+    pdf = typeset(tmp_path / "paper.pdf", HEA)
+    summary = index_paths([str(pdf)], folder, full_text=True)
+    assert summary.added == 1
+    with IndexReader(folder) as reader:
+        paper_id = reader.find_paper(doi=HEA.doi)
+        ids = [pid for group in reader.passage_ids_of([paper_id]).values() for pid in group]
+        assert set(reader.pages_of(ids).values()) == {1, 2}
+        assert reader.papers([paper_id])[paper_id].file == str(pdf)

@@ -213,7 +213,7 @@ def test_a_path_with_no_papers_fails(tmp_path, corpus_csv, name, content):
     path = tmp_path / name
     if content is None:
         path.mkdir()
-        (path / "notes.pdf").write_bytes(b"%PDF")
+        (path / "notes.docx").write_bytes(b"PK\x03\x04")
     else:
         path.write_text(content, encoding="utf-8")
     summary = index_paths([str(corpus_csv), str(path)], tmp_path / "index")

@@ -36,9 +36,10 @@ class Line:
 
     @property
     def size(self) -> float:
-        """The font size of most of the line (the median glyph height)."""
-        sizes = [c.size for c in self.chars if not c.text.isspace()]
-        return statistics.median(sizes) if sizes else 0.0
+        """The font size of most of the line: the commonest glyph height (to half a point), so
+        that the subscripts of a formula do not shrink a title line."""
+        sizes = [round(2 * c.size) / 2 for c in self.chars if not c.text.isspace()]
+        return statistics.mode(sizes) if sizes else 0.0
 
     @property
     def baseline(self) -> float:
