@@ -421,19 +421,33 @@ def info(index_dir, as_json) -> None:
               help="Share of papers whose pairs get split `heldout` (a fixed draw per paper; the "
                    "others get `train`). 0: no split field, finetune makes its own.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the phrasing draw.")
-def synth(index_dir, output, per_paper, selection, heldout_fraction, seed) -> None:
+@click.option("--paraphraser", default=None, metavar="MODEL",
+              help="Also ask each pair in a causal LM's words (smollm2-135m, a hub id or a "
+                   "folder); a rewrite is kept only when it keeps the alloys, properties, values "
+                   "and what is asked, and gives no answer away. About 1-2 s per pair on a CPU.")
+@click.option("--paraphrase-share", type=click.FloatRange(0, 1), default=1.0, show_default=True,
+              help="Share of the pairs given to --paraphraser (a fixed draw per question).")
+def synth(index_dir, output, per_paper, selection, heldout_fraction, seed, paraphraser,
+          paraphrase_share) -> None:
     """Write question-answer pairs made from the indexed abstracts (JSON Lines: question, answer,
-    kind, paper_id, doi, abstract_sha1, start, end, split), ready for `hea-rag finetune`. Each
-    answer is the span [start, end) of its abstract as indexed. A summary goes to stderr."""
+    kind, paper_id, doi, abstract_sha1, start, end, split; `paraphrase_of` on a paraphrase),
+    ready for `hea-rag finetune`. Each answer is the span [start, end) of its abstract as
+    indexed. A summary goes to stderr."""
     from hea_rag.store import IndexReader
     from hea_rag.synth.source import parse_selection, synth_index
 
     chosen = parse_selection(selection)
+    rewriter = None
+    if paraphraser:
+        from hea_rag.synth.paraphrase import load_paraphraser
+
+        rewriter = load_paraphraser(paraphraser)
     handle = open(output, "w", encoding="utf-8") if output else sys.stdout
     write = lambda record: handle.write(json.dumps(record, ensure_ascii=False) + "\n")  # noqa: E731
     try:
         with IndexReader(index_dir) as reader:
-            summary = synth_index(reader, chosen, write, per_paper, seed, heldout_fraction)
+            summary = synth_index(reader, chosen, write, per_paper, seed, heldout_fraction,
+                                  rewriter, paraphrase_share)
     finally:
         if output:
             handle.close()

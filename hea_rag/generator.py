@@ -52,8 +52,10 @@ class Generator:
         return len(encode_prompt(self.tokenizer, text))
 
     def generate(self, prompt: str, max_new_tokens: int = 64,
-                 on_text: Callable[[str], None] | None = None) -> str:
-        """Greedy continuation of `prompt`, cut by the answer rules. `on_text` streams the answer."""
+                 on_text: Callable[[str], None] | None = None, answer_rules: bool = True) -> str:
+        """Greedy continuation of `prompt`, cut by the answer rules (answer_rules=False: the whole
+        continuation, for other uses of the model such as paraphrasing). `on_text` streams the
+        answer."""
         import torch
 
         ids = torch.tensor([encode_prompt(self.tokenizer, prompt)], device=self.model.device)
@@ -63,10 +65,23 @@ class Generator:
             output = self.model.generate(
                 input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
                 do_sample=False, streamer=streamer,
-                stopping_criteria=[_StopAtAnswerEnd(self.tokenizer, start)],
+                stopping_criteria=[_StopAtAnswerEnd(self.tokenizer, start)] if answer_rules else None,
                 pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+                eos_token_id=end_ids(self.tokenizer),
             )
-        return cut_answer(self.tokenizer.decode(output[0, start:], skip_special_tokens=True))
+        text = self.tokenizer.decode(output[0, start:], skip_special_tokens=True)
+        return cut_answer(text) if answer_rules else text.strip()
+
+
+def end_ids(tokenizer) -> list[int]:
+    """Token ids that end generation: EOS and every other special token. No special token
+    belongs in an answer, and which one ends a turn differs between tokenizers and between
+    conversions of the same GGUF (transformers 5.17 made SmolLM2's EOS `<|im_start|>`, 5.24
+    `<|im_end|>`), so an adapter trained under either stops where it learned to."""
+    ids = set(tokenizer.all_special_ids)
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    return sorted(ids)
 
 
 class _StopAtAnswerEnd:

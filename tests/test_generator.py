@@ -6,11 +6,18 @@ import shutil
 
 import pytest
 from click.testing import CliRunner
+from transformers import AutoTokenizer
 
 from hea_rag.adapter import model_fingerprint
 from hea_rag.cli import cli
 from hea_rag.errors import ModelUnavailableError
-from hea_rag.generator import ADAPTER_METADATA, AdapterMismatchError, Generator, load_generator
+from hea_rag.generator import (
+    ADAPTER_METADATA,
+    AdapterMismatchError,
+    Generator,
+    end_ids,
+    load_generator,
+)
 from hea_rag.prompt import PROMPT_TEMPLATE, build_prompt, cut_answer, encode_prompt, fit_prompt
 
 PHI_TARGETS = {"q_proj", "k_proj", "v_proj", "dense"}
@@ -96,6 +103,30 @@ def test_greedy_answer_is_the_models_own_continuation_cut_by_the_rules(tiny_phi_
     assert expected  # the tiny model's random weights still write something
     assert generator.generate(PROMPT, max_new_tokens=8, on_text=streamed.append) == expected
     assert "".join(streamed) == expected
+
+
+def test_generation_ends_at_any_special_token_not_only_the_eos(tiny_phi_dir, phi_tokenizer):
+    """An adapter trained under a tokenizer whose EOS was another special token (transformers
+    5.17's GGUF conversion made SmolLM2's EOS `<|im_start|>`) emits that token to end its answer:
+    generation stops there instead of running on into a new chat turn."""
+    import torch
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_phi_dir)
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<|turn|>"]})
+    turn = tokenizer.convert_tokens_to_ids("<|turn|>")
+    assert turn != tokenizer.eos_token_id and turn in end_ids(tokenizer)
+    generator = load_generator(str(tiny_phi_dir), quantize="none")
+    generator.tokenizer = tokenizer
+    with torch.no_grad():  # the model can only say <|turn|>
+        generator.model.lm_head.bias.fill_(-1e4)
+        generator.model.lm_head.bias[turn] = 1e4
+    steps = []
+    generator.model.lm_head.register_forward_hook(lambda *args: steps.append(1))
+    assert generator.generate(PROMPT, max_new_tokens=12) == ""
+    assert len(steps) == 1
+    steps.clear()
+    assert generator.generate(PROMPT, max_new_tokens=12, answer_rules=False) == ""
+    assert len(steps) == 1
 
 
 def test_stop_rule_ends_generation_at_the_answers_newline(phi_tokenizer):

@@ -304,3 +304,78 @@ def test_natural_questions_are_answered_verbatim_by_their_heldout_papers(shared_
         assert not contains_answer(record["question"], record["answer"]), record
         assert not record["question"].startswith("Could you provide")
     assert min(Counter(r["abstract_sha1"] for r in records).values()) >= 3
+
+
+# --- paraphrasing -----------------------------------------------------------------------------
+
+
+def test_a_paraphrase_must_keep_alloy_property_values_and_what_is_asked():
+    from hea_rag.synth.paraphrase import first_question, keeps_meaning
+
+    original = "At what sintering temperature does MoNbVTa0.5Cr reach a proof stress of 2783 MPa?"
+    assert keeps_meaning(original, "Which sintering temperature gives MoNbVTa0.5Cr a proof "
+                                   "stress of 2783 MPa?")
+    assert not keeps_meaning(original, original.replace("  ", " "))  # no rewrite at all
+    assert not keeps_meaning(original, "How does MoNbVTa0.5Cr reach a proof stress of 2783 MPa?")
+    assert not keeps_meaning(original, "At what sintering temperature does MoNbVTa reach a proof "
+                                       "stress of 2783 MPa?")  # another alloy
+    assert not keeps_meaning(original, "At what sintering temperature does MoNbVTa0.5Cr reach a "
+                                       "hardness of 2783 MPa?")  # another property
+    assert not keeps_meaning(original, "At what sintering temperature does MoNbVTa0.5Cr reach its "
+                                       "proof stress?")  # the value is lost
+    assert not keeps_meaning("What was AlCoCrFeNi alloyed with?",
+                             "What is the name of the alloy that contains AlCoCrFeNi?")
+    assert keeps_meaning("Compression strength of MoNbVTa0.5Cr when sintered at 1500 °C?",
+                         "What is the compressive strength of MoNbVTa0.5Cr when sintered at 1500 °C?")
+    assert first_question(' "What is the density of the HEA?"\nQuestion: x') == \
+        "What is the density of the HEA?"
+    assert first_question("The density of the HEA is 7.9 g/cm3.") is None  # answered, not asked
+
+
+def test_paraphraser_keeps_only_faithful_fair_rewrites():
+    from hea_rag.synth.paraphrase import Paraphraser
+
+    replies = iter(["What is the Vickers hardness of AlCoCrFeNi? It is 500 HV.",
+                    "The hardness of AlCoCrFeNi is 500 HV.",
+                    "Which Vickers hardness is reported for AlCoCrFeNi?"])
+    seen_prompts = []
+
+    def generate(prompt):
+        seen_prompts.append(prompt)
+        return next(replies)
+
+    rewriter = Paraphraser(generate)
+    question = "What Vickers hardness does AlCoCrFeNi reach?"
+    assert rewriter.rewrite(question, fair=lambda q: "500" not in q) is None  # gives it away
+    assert rewriter.rewrite(question, fair=lambda q: True) is None  # an answer, not a question
+    assert rewriter.rewrite(question, fair=lambda q: True) == (
+        "Which Vickers hardness is reported for AlCoCrFeNi?")
+    assert (rewriter.count.kept, rewriter.count.tried) == (1, 3)
+    assert all(p.endswith(f"Question: {question}\nRewrite:") for p in seen_prompts)
+
+
+@pytest.mark.slow
+def test_synth_paraphrases_with_the_embedded_model(mini_index, tmp_path):
+    """The real SmolLM2 rewrites; whatever it keeps is a faithful, fair question about the same
+    span, written after its original."""
+    from hea_rag.store import IndexReader
+    from hea_rag.synth import fair
+    from hea_rag.synth.paraphrase import keeps_meaning
+
+    out = tmp_path / "synth.jsonl"
+    result = run_synth("--index", str(mini_index), "-o", str(out), "--per-paper", "3",
+                       "--papers", "10.9999/SYNTH.001", "--paraphraser", "smollm2-135m")
+    assert result.exit_code == 0, result.output
+    records = records_of(out.read_text(encoding="utf-8"))
+    originals = [r for r in records if "paraphrase_of" not in r]
+    assert re.search(rf"paraphrases kept (\d+) of {len(originals)}", result.output)
+    with IndexReader(mini_index) as reader:
+        abstract = reader.papers([1])[1].abstract
+    for at, record in enumerate(records):
+        if "paraphrase_of" in record:
+            before = records[at - 1]
+            assert record["paraphrase_of"] == before["question"]
+            assert (record["answer"], record["start"], record["end"]) == (
+                before["answer"], before["start"], before["end"])
+            assert keeps_meaning(before["question"], record["question"])
+            assert fair(record["question"], record["answer"], abstract)

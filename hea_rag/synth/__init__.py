@@ -47,7 +47,7 @@ def synthesize(abstract: str, per_paper: int = DEFAULT_PER_PAPER, seed: int = 0)
     facts = [*value_facts(paper), *statement_facts(paper)]
     facts = _interleaved(_unambiguous_facts(list(dict.fromkeys(facts)), abstract))
     asked = [[Pair(q, answer, f.kind, f.start, f.end)
-              for q in questions(f, paper, rng, PHRASINGS_PER_FACT) if _fair(q, answer, abstract)]
+              for q in questions(f, paper, rng, PHRASINGS_PER_FACT) if fair(q, answer, abstract)]
              for f, answer in ((f, abstract[f.start:f.end]) for f in facts)]
     asked = _unambiguous(asked)
     chosen: list[Pair] = []
@@ -84,7 +84,7 @@ def _interleaved(facts: list[Fact]) -> list[Fact]:
     return ordered
 
 
-def _fair(question: str, answer: str, abstract: str) -> bool:
+def fair(question: str, answer: str, abstract: str) -> bool:
     """The question does not give its answer away, and `ask` would let it through for its paper."""
     return not contains_answer(question, answer) and match_question(question, abstract).ok
 

@@ -8,6 +8,7 @@ excludes its own papers: `--papers exclude:scripts/data/natural_heldout.jsonl`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from hea_rag.errors import InputError
 from hea_rag.ingest.doi import normalize_doi
-from hea_rag.synth import abstract_sha1, split_of, synthesize
+from hea_rag.synth import abstract_sha1, fair, split_of, synthesize
 
 BATCH = 200
 _SHA1 = re.compile(r"[0-9a-f]{40}")
@@ -43,12 +44,19 @@ class SynthSummary:
     pairs: int = 0
     kinds: Counter = field(default_factory=Counter)
     seconds: float = 0.0
+    paraphrased: tuple[int, int] | None = None  # (kept, tried), with a paraphraser
+
+    def count(self, kind: str) -> None:
+        self.pairs += 1
+        self.kinds[kind] += 1
 
     def line(self) -> str:
         kinds = ", ".join(f"{kind} {count}" for kind, count in self.kinds.most_common())
         rate = self.papers / self.seconds if self.seconds else 0.0
-        return (f"synth: {self.papers} papers, {self.pairs} pairs ({kinds or 'none'}), "
-                f"{rate:.1f} papers/s")
+        rewritten = (f"; paraphrases kept {self.paraphrased[0]} of {self.paraphrased[1]}"
+                     if self.paraphrased else "")
+        return (f"synth: {self.papers} papers, {self.pairs} pairs ({kinds or 'none'}){rewritten}, "
+                f"{rate:.3g} papers/s")
 
 
 def parse_selection(spec: str) -> Selection:
@@ -92,6 +100,12 @@ def _record(line: str, where: str) -> dict:
     return {"doi": line}
 
 
+def _drawn(question: str, seed: int, share: float) -> bool:
+    """A fixed draw per question, so a rerun paraphrases the same ones."""
+    digest = hashlib.sha1(f"paraphrase:{seed}:{question}".encode("utf-8")).hexdigest()
+    return int(digest[:8], 16) / 0xFFFFFFFF < share
+
+
 def indexed_papers(reader) -> Iterator[tuple]:
     """(paper row, abstract sha1) of every indexed paper, in index order. The sha1 is the one the
     paper was indexed under (of its abstract as read, before cleaning), which is what
@@ -106,8 +120,11 @@ def indexed_papers(reader) -> Iterator[tuple]:
 
 
 def synth_index(reader, selection: Selection, write: Callable[[dict], None], per_paper: int,
-                seed: int = 0, heldout_fraction: float = 0.0) -> SynthSummary:
-    """Pairs for every selected paper of the index, each handed to `write` as a JSON-ready dict."""
+                seed: int = 0, heldout_fraction: float = 0.0, paraphraser=None,
+                paraphrase_share: float = 1.0) -> SynthSummary:
+    """Pairs for every selected paper of the index, each handed to `write` as a JSON-ready dict.
+    With a `paraphraser` (synth/paraphrase.py), a fixed draw of `paraphrase_share` of the pairs
+    is also asked in the model's words, written as one more pair with `paraphrase_of`."""
     missing = [doi for doi in sorted(selection.only or ()) if reader.find_paper(doi) is None]
     if missing:
         raise InputError("--papers", f"not in the index: {', '.join(missing)}")
@@ -118,10 +135,18 @@ def synth_index(reader, selection: Selection, write: Callable[[dict], None], per
         summary.papers += 1
         split = split_of(sha1, heldout_fraction)
         for pair in synthesize(paper.abstract, per_paper, seed):
-            write({"question": pair.question, "answer": pair.answer, "kind": pair.kind,
-                   "paper_id": paper.id, "doi": paper.doi or "", "abstract_sha1": sha1,
-                   "start": pair.start, "end": pair.end, "split": split})
-            summary.pairs += 1
-            summary.kinds[pair.kind] += 1
+            record = {"question": pair.question, "answer": pair.answer, "kind": pair.kind,
+                      "paper_id": paper.id, "doi": paper.doi or "", "abstract_sha1": sha1,
+                      "start": pair.start, "end": pair.end, "split": split}
+            write(record)
+            summary.count(pair.kind)
+            if paraphraser and _drawn(pair.question, seed, paraphrase_share):
+                rewritten = paraphraser.rewrite(
+                    pair.question, lambda q: fair(q, pair.answer, paper.abstract))
+                if rewritten:
+                    write({**record, "question": rewritten, "paraphrase_of": pair.question})
+                    summary.count(pair.kind)
+    if paraphraser:
+        summary.paraphrased = (paraphraser.count.kept, paraphraser.count.tried)
     summary.seconds = time.perf_counter() - started
     return summary
