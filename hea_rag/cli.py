@@ -20,6 +20,7 @@ from hea_rag.answer import GATE_HITS, AskSettings
 from hea_rag.errors import HeaRagError
 from hea_rag.finetune import TrainSettings
 from hea_rag.output import status
+from hea_rag.server.settings import ENV_TOKEN, ServeSettings
 
 index_option = click.option(
     "--index", "index_dir", type=click.Path(file_okay=False, path_type=Path),
@@ -27,6 +28,7 @@ index_option = click.option(
     help="Index folder.",
 )
 _TRAIN = TrainSettings()  # finetune's defaults, shown in its --help
+_SERVE = ServeSettings()  # serve's defaults, shown in its --help
 embedder_option = click.option(
     "--embedder", envvar=config.ENV_EMBEDDER, show_envvar=True,
     help="Sentence-transformers model id or local path. Default: the one the index was built "
@@ -389,6 +391,37 @@ def _parse_mix(text: str | None) -> dict[str, float] | None:
         if weights[name.strip()] < 0 or not name.strip():
             raise UserFacingError(f"--mix: {item!r} is not NAME=WEIGHT with a weight >= 0")
     return weights
+
+
+@cli.command()
+@click.option("--host", default=_SERVE.host, show_default=True,
+              help="Address to listen on. Any other than this machine's (127.0.0.1, ::1, "
+                   "localhost) needs --token.")
+@click.option("--port", type=click.IntRange(0, 65535), default=_SERVE.port, show_default=True,
+              help="Port to listen on; 0 picks a free one (printed on stderr).")
+@click.option("--token", envvar=ENV_TOKEN, show_envvar=True, default=None,
+              help="Secret every request must carry (`Authorization: Bearer TOKEN`; the page: "
+                   "open /?token=TOKEN once).")
+@click.option("--queue-size", type=click.IntRange(1, 10000), default=_SERVE.queue_size,
+              show_default=True, help="Questions that may wait for the model; more get 503.")
+@click.option("--max-upload-mb", type=click.FloatRange(0, min_open=True),
+              default=_SERVE.max_upload_bytes / 2**20, show_default=True,
+              help="Largest upload (all its files together).")
+@generator_options
+def serve(host, port, token, queue_size, max_upload_mb, model, adapter, no_adapter, quantize,
+          max_new_tokens, k, context_tokens, min_score, index_dir) -> None:
+    """Serve a web page and a JSON API (ask, search, info, upload papers) over the index, with
+    the model loaded once. Questions queue for the model; searches never wait behind it. A
+    new index generation, from `hea-rag index` too, is used as soon as it is committed."""
+    from dataclasses import replace
+
+    from hea_rag.server.run import serve as run_server
+
+    settings = replace(_SERVE, host=host, port=port, token=token or None, queue_size=queue_size,
+                       max_upload_bytes=int(max_upload_mb * 2**20))
+    run_server(index_dir, model, adapter, not no_adapter, quantize,
+               _ask_settings(k, max_new_tokens, context_tokens, min_score), settings,
+               on_status=lambda message: status(f"hea-rag: {message}"))
 
 
 @cli.command()
