@@ -8,6 +8,14 @@ VENV=${HEA_RAG_VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 STAMP="$VENV/.hea-rag-installed"
 
+# The browser test of `hea-rag serve` drives Debian's Chromium (Playwright downloads no browser).
+# Installed only when it is missing and apt-get can run (CI runs as root); idempotent.
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  echo "installing chromium for the browser test (apt-get)..." >&2
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+    || echo "warning: chromium could not be installed; tests/test_serve_browser.py will fail" >&2
+fi
+
 if [ -f "$STAMP" ] && [ "$STAMP" -nt pyproject.toml ]; then
   exit 0
 fi

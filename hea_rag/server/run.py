@@ -29,8 +29,8 @@ def serve(index_dir: Path, model: str, adapter: str | None, use_adapter: bool,
         listening.close()
         raise
     host, port = listening.getsockname()[:2]
-    on_status(f"serving {index_dir} with {model} at {url(host, port)} (Ctrl-C stops)")
     try:
+        on_status(f"serving {index_dir} with {model} at {url(host, port)} (Ctrl-C stops)")
         _run_uvicorn(service, settings, listening)
     except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled
         pass
