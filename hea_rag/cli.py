@@ -19,6 +19,7 @@ from hea_rag import __version__, config
 from hea_rag.answer import GATE_HITS, AskSettings
 from hea_rag.errors import HeaRagError
 from hea_rag.finetune import TrainSettings
+from hea_rag.onnx_encoder import BACKENDS, DEFAULT_BACKEND
 from hea_rag.output import status
 from hea_rag.server.settings import ENV_TOKEN, ServeSettings
 
@@ -108,7 +109,12 @@ def cli() -> None:
 @click.option("--full-text", is_flag=True,
               help="Also index the body of PDFs (sections up to the references, each passage "
                    "with its page). Default: abstracts only, as the adapter was trained on them.")
-def index(paths, index_dir, embedder, chunk_tokens, lock_timeout, rebuild, full_text) -> None:
+@click.option("--embedder-backend", type=click.Choice(BACKENDS), default=None,
+              envvar="HEA_RAG_EMBEDDER_BACKEND", show_envvar=True,
+              help="What runs the embedder (new index or --rebuild; the manifest records it and "
+                   f"queries use the same).  [default: {DEFAULT_BACKEND}]")
+def index(paths, index_dir, embedder, chunk_tokens, lock_timeout, rebuild, full_text,
+          embedder_backend) -> None:
     """Add papers from PATHS (CSV/TSV, Scopus export, JSON/JSONL, BibTeX, RIS, PDF, .txt/.md files
     or folders; - for stdin) to the index. Papers already indexed are skipped, not re-embedded."""
     from hea_rag.chunking import ChunkingParams
@@ -121,7 +127,7 @@ def index(paths, index_dir, embedder, chunk_tokens, lock_timeout, rebuild, full_
         summary = (rebuild_index if rebuild else index_paths)(
             paths, index_dir, embedder, chunking, lock_timeout,
             on_wait=lambda: status(f"waiting for another indexing run to release {index_dir} ..."),
-            on_progress=on_progress, full_text=full_text,
+            on_progress=on_progress, full_text=full_text, backend=embedder_backend,
         )
     _report_index_summary(summary, index_dir)
     if summary.failed:
@@ -194,26 +200,57 @@ def _ask_settings(k, max_new_tokens, context_tokens, min_score):
                        min_score=min_score)
 
 
+MOST_PAPERS = 50  # search returns up to about 100 candidates; beyond, --papers all --filter
+
+
+def _papers_value(ctx, param, value: str):
+    """`--papers`: a count of papers (1-50) or `all`."""
+    if value == "all":
+        return value
+    if value.isdigit() and 1 <= int(value) <= MOST_PAPERS:
+        return int(value)
+    raise click.BadParameter(f"{value!r} is not a number from 1 to {MOST_PAPERS} or `all`")
+
+
 @cli.command()
 @click.argument("question", required=False)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per question (JSON Lines).")
 @click.option("--context", "context", default=None,
               help="Use this context (TEXT, or @FILE) instead of retrieving one.")
+@click.option("--papers", default="1", show_default=True, callback=_papers_value,
+              help="Answer from each of the best N papers separately (1-50), or from `all` the "
+                   "papers --filter matches; every paper gets the trained prompt and the gates.")
+@click.option("--filter", "filter_words", default=None, metavar="WORDS",
+              help="With --papers all: the papers the lexical index matches for every word "
+                   "(a formula by its elements).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "csv", "tsv", "markdown"]),
+              default=None, help="Output: text (a table per question with --papers), json (as "
+                                 "--json), or one row per answering paper in csv, tsv, markdown.")
+@click.option("--batch-size", type=click.IntRange(1, 64), default=None,
+              help="Papers' prompts per pass through the model.  [default: 1 on CPU, "
+                   "where batches measured no faster; 8 on CUDA]")
 @generator_options
-def ask(question, as_json, context, model, adapter, no_adapter, quantize, max_new_tokens, k,
-        context_tokens, min_score, index_dir) -> None:
+def ask(question, as_json, context, papers, filter_words, fmt, batch_size, model, adapter,
+        no_adapter, quantize, max_new_tokens, k, context_tokens, min_score, index_dir) -> None:
     """Answer QUESTION from the indexed abstracts, citing the papers used. With no QUESTION or -,
     answer each line of stdin (models load once), one JSON line per question with --json.
     An answer is printed only once the passage it came from is found to hold it, with that
     sentence under it; otherwise the refusal says why. On a terminal, stderr shows what is
-    being done meanwhile."""
+    being done meanwhile. --papers N answers from each paper alone: a row per paper that
+    answers, the refused ones folded into one line, and a summary of the values found."""
     from hea_rag.answer import open_answerer
     from hea_rag.output import StageStatus, print_answer, print_answer_error, write_json_line
 
+    fmt = _ask_format(as_json, fmt, papers, filter_words, context, k)
     batch = question in (None, "-")
     questions = _stdin_lines() if batch else [question]
     given_context = _read_context(context)
     settings = _ask_settings(k, max_new_tokens, context_tokens, min_score)
+    if papers != 1 or fmt not in ("text", "json"):
+        from hea_rag.answers import PapersSettings
+
+        return _ask_papers(questions, batch, fmt, PapersSettings(papers, filter_words, batch_size),
+                           (index_dir, model, adapter, not no_adapter, quantize, settings))
     with StageStatus() as shown, open_answerer(
             index_dir, model, adapter, not no_adapter, quantize, settings,
             need_retrieval=given_context is None, on_stage=shown) as answerer:
@@ -231,6 +268,35 @@ def ask(question, as_json, context, model, adapter, no_adapter, quantize, max_ne
                 write_json_line(answer.as_dict())
             else:
                 print_answer(answer)
+
+
+def _ask_format(as_json: bool, fmt: str | None, papers, filter_words, context, k) -> str:
+    """The output format, once the options are known to go together."""
+    if as_json and fmt not in (None, "json"):
+        raise click.UsageError(f"--json and --format {fmt} do not go together")
+    if (papers == "all") != bool(filter_words):
+        raise click.UsageError("--papers all needs --filter WORDS, and --filter goes with it")
+    if papers != 1 and context is not None:
+        raise click.UsageError("--papers reads the indexed papers; it does not go with --context")
+    if papers != 1 and k != AskSettings().top_k:
+        raise click.UsageError("--papers asks each paper alone; it does not go with -k")
+    return "json" if as_json else fmt or "text"
+
+
+def _ask_papers(questions, batch: bool, fmt: str, papers_settings, opening) -> None:
+    """`ask --papers`: each paper answered alone, rows written as they are ready."""
+    from hea_rag.answer import open_answerer
+    from hea_rag.answers import PaperAnswerer, answer_each
+    from hea_rag.output import StageStatus, rows_progress, rows_writer
+
+    stream = papers_settings.papers == "all"
+    with StageStatus() as shown, open_answerer(*opening, need_retrieval=True,
+                                               on_stage=shown) as answerer:
+        shown.stop()
+        answerer.on_stage = lambda stage: None  # the progress bar tells from here on
+        with rows_progress("answering from each paper") as on_progress:
+            answer_each(PaperAnswerer(answerer, papers_settings), questions,
+                        rows_writer(fmt, stream, batch), batch, on_progress)
 
 
 def _read_context(context: str | None) -> str | None:

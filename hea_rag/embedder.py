@@ -51,6 +51,7 @@ class Embedder:
 
     name: str
     model: Any
+    backend: str = "torch"  # or one of onnx_encoder.BACKENDS: recorded in the index manifest
 
     @cached_property
     def dimension(self) -> int:
@@ -68,16 +69,19 @@ class Embedder:
 
         if not texts:
             return np.zeros((0, self.dimension), dtype="float32")
-        with _fast_precision(self.model.device.type):
+        with _fast_precision(self.model.device.type) if self.backend == "torch" else _plain():
             vectors = self.model.encode(
                 texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False
             )
         return np.ascontiguousarray(vectors, dtype="float32")
 
 
-def load_embedder(name: str = DEFAULT_EMBEDDER) -> Embedder:
-    """Load an embedder by name; one clear error, naming the fix, when it cannot be had here."""
+def load_embedder(name: str = DEFAULT_EMBEDDER, backend: str = "torch") -> Embedder:
+    """Load an embedder by name; one clear error, naming the fix, when it cannot be had here.
+    A `backend` other than torch runs an exported copy of the model (see onnx_encoder)."""
     path = resolve_model_path(name)
+    if backend != "torch":
+        return _load_exported(name, path, backend)
     quiet_libraries()
     device = "cpu" if not _cuda() else None
     if MeanPoolingEncoder.fits(Path(path)):
@@ -97,6 +101,22 @@ def load_embedder(name: str = DEFAULT_EMBEDDER) -> Embedder:
             ) from None
         model = _download(name, path, device)
     return Embedder(name=canonical_name(name), model=model)
+
+
+def _load_exported(name: str, path: str, backend: str) -> Embedder:
+    from hea_rag.onnx_encoder import BACKENDS, OnnxEncoder
+
+    folder = Path(path)
+    if backend not in BACKENDS:
+        raise ModelUnavailableError(f"unknown embedder backend {backend!r}: use one of {', '.join(BACKENDS)}")
+    if not MeanPoolingEncoder.fits(folder):
+        raise ModelUnavailableError(
+            f"embedder {name!r}: backend {backend!r} runs local transformer -> mean-pooling models "
+            "only (as the default): use --embedder-backend torch")
+    settings = _read_json(folder / "sentence_bert_config.json") or {}
+    hidden = (_read_json(folder / "config.json") or {}).get("hidden_size")
+    encoder = OnnxEncoder(folder, backend, int(settings.get("max_seq_length") or 512), int(hidden))
+    return Embedder(name=canonical_name(name), model=encoder, backend=backend)
 
 
 class MeanPoolingEncoder:
@@ -180,6 +200,12 @@ def _fast_precision(device_type: str):
 
     if device_type == "cpu" and cpu_has_bf16():
         return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _plain():
+    import contextlib
+
     return contextlib.nullcontext()
 
 

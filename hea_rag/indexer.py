@@ -15,6 +15,7 @@ from hea_rag.embedder import DEFAULT_EMBEDDER, canonical_name, load_embedder
 from hea_rag.errors import IndexDamagedError, IndexMissingError
 from hea_rag.ingest import STDIN_NAME, Failed, Paper, Skipped, read_path
 from hea_rag.lexical import tokenize
+from hea_rag.onnx_encoder import DEFAULT_BACKEND
 from hea_rag.store import (
     MANIFEST,
     IndexReader,
@@ -83,6 +84,7 @@ def index_paths(
     on_wait: Callable[[], None] | None = None,
     on_progress: Progress | None = None,
     full_text: bool = False,
+    backend: str | None = None,
 ) -> IndexSummary:
     """Add the papers in `paths` that the index at `folder` lacks. Safe to interrupt at any point.
     With `full_text`, the body of each PDF is indexed too, a passage per section piece and page."""
@@ -92,13 +94,13 @@ def index_paths(
         if manifest:
             remove_stale_generations(folder, keep=manifest.generation)
             name = canonical_name(embedder_name) if embedder_name else None
-            manifest.check_compatible(name, chunking.as_dict() if chunking else None)
+            manifest.check_compatible(name, chunking.as_dict() if chunking else None, backend)
         summary = IndexSummary()
         batch = _read_new_papers(paths, folder if manifest else None, summary, full_text)
         summary.added = len(batch.papers)
         if batch.papers:
             manifest = _embed_and_commit(batch.papers, folder, manifest, embedder_name, chunking,
-                                         summary, on_progress)
+                                         summary, on_progress, backend)
         summary.papers_total = manifest.counts["papers"] if manifest else 0
     summary.seconds = time.perf_counter() - started
     return summary
@@ -113,6 +115,7 @@ def rebuild_index(
     on_wait: Callable[[], None] | None = None,
     on_progress: Progress | None = None,
     full_text: bool = False,
+    backend: str | None = None,
 ) -> IndexSummary:
     """A fresh generation of the index at `folder` holding the papers it stores plus those in
     `paths`, re-chunked and re-embedded: the fix for a damaged index or an older format. The old
@@ -126,7 +129,9 @@ def rebuild_index(
         batch = _rebuild_batch(folder, old, list(paths), summary, full_text)
         name = embedder_name or (old.embedder if old else None)
         params = chunking or (ChunkingParams(**old.chunking) if old else None)
-        manifest = _embed_and_commit(batch.papers, folder, None, name, params, summary, on_progress)
+        backend = backend or (old.embedder_backend if old else None)
+        manifest = _embed_and_commit(batch.papers, folder, None, name, params, summary, on_progress,
+                                     backend)
         summary.papers_total = manifest.counts["papers"]
     summary.seconds = time.perf_counter() - started
     return summary
@@ -205,10 +210,12 @@ def _read_paths(paths: Iterable[str], batch: _Batch, summary: IndexSummary,
             summary.failed.append(Failed(STDIN_NAME if path == "-" else str(path), "no papers found"))
 
 
-def _embed_and_commit(papers, folder, manifest, embedder_name, chunking, summary, on_progress):
+def _embed_and_commit(papers, folder, manifest, embedder_name, chunking, summary, on_progress,
+                      backend=None):
     name = manifest.embedder if manifest else (embedder_name or DEFAULT_EMBEDDER)
+    backend = manifest.embedder_backend if manifest else (backend or DEFAULT_BACKEND)
     started = time.perf_counter()
-    embedder = load_embedder(name)
+    embedder = load_embedder(name, backend)
     summary.load_seconds = time.perf_counter() - started
     params = ChunkingParams(**manifest.chunking) if manifest else (chunking or ChunkingParams())
     passages = [
@@ -220,7 +227,7 @@ def _embed_and_commit(papers, folder, manifest, embedder_name, chunking, summary
     vectors = _embed(embedder, [p.text for p in passages], on_progress)
     if manifest is None:
         manifest = Manifest(embedder=embedder.name, dimension=embedder.dimension,
-                            chunking=params.as_dict())
+                            chunking=params.as_dict(), embedder_backend=embedder.backend)
     summary.passages = len(passages)
     paper_tokens = [lexical_tokens(paper) for paper in papers]
     return commit_generation(folder, manifest, papers, paper_tokens, passages, vectors)

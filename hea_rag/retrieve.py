@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from hea_rag.errors import IndexMismatchError
 from hea_rag.lexical import tokenize
 from hea_rag.store import IndexReader, PaperRow
 
@@ -47,6 +48,10 @@ class Retriever:
     """Searches one index. The embedder is loaded by the caller once and reused across queries."""
 
     def __init__(self, reader: IndexReader, embedder=None, dense_weight: float = DENSE_WEIGHT):
+        if embedder is not None and getattr(embedder, "backend", "torch") != reader.manifest.embedder_backend:
+            raise IndexMismatchError(  # vectors of two backends are not comparable (int8 ~0.98)
+                f"{reader.folder}: the index was embedded with backend "
+                f"{reader.manifest.embedder_backend!r}, the query embedder runs {embedder.backend!r}")
         self.reader = reader
         self.embedder = embedder
         self.dense_weight = dense_weight
@@ -144,5 +149,6 @@ def open_retriever(folder: Path, embedder_name: str | None = None, need_dense: b
     with IndexReader(folder) as reader:
         name = canonical_name(embedder_name) if embedder_name else None
         reader.manifest.check_compatible(name, None)
-        embedder = load_embedder(reader.manifest.embedder) if need_dense else None
+        manifest = reader.manifest
+        embedder = load_embedder(manifest.embedder, manifest.embedder_backend) if need_dense else None
         yield Retriever(reader, embedder)

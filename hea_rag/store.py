@@ -34,6 +34,7 @@ from hea_rag.errors import (
 )
 from hea_rag.ingest.records import Paper, Section
 from hea_rag.lexical import TOKEN_SYMBOLS
+from hea_rag.onnx_encoder import BACKENDS
 
 FORMAT_VERSION = 2  # 2: formula tokens and stopwords changed what the FTS tables hold
 MANIFEST = "manifest.json"
@@ -86,6 +87,9 @@ class Manifest:
     generation: str = ""
     counts: dict[str, int] = field(default_factory=lambda: {"papers": 0, "passages": 0})
     format_version: int = FORMAT_VERSION
+    # how the vectors were computed (torch, onnx, onnx-int8, openvino): queries must use the
+    # same one; an index written before backends existed is torch's
+    embedder_backend: str = "torch"
 
     @classmethod
     def load(cls, folder: Path, check_version: bool = True) -> Manifest:
@@ -95,9 +99,11 @@ class Manifest:
                 f"{folder / MANIFEST}: index format {data['format_version']} is not "
                 f"{FORMAT_VERSION}: {rebuild_hint(folder)}"
             )
-        return cls(**{key: data[key] for key in _MANIFEST_FIELDS})
+        return cls(**{key: data[key] for key in _MANIFEST_FIELDS},
+                   embedder_backend=data.get("embedder_backend", "torch"))
 
-    def check_compatible(self, embedder: str | None, chunking: dict[str, int] | None) -> None:
+    def check_compatible(self, embedder: str | None, chunking: dict[str, int] | None,
+                         backend: str | None = None) -> None:
         if embedder is not None and embedder != self.embedder:
             raise IndexMismatchError(
                 f"this index was built with embedder {self.embedder!r}, not {embedder!r}: "
@@ -107,6 +113,12 @@ class Manifest:
             raise IndexMismatchError(
                 f"this index was built with chunking {self.chunking}, not {chunking}: "
                 "index into another folder with --index"
+            )
+        if backend is not None and backend != self.embedder_backend:
+            raise IndexMismatchError(
+                f"this index was built with embedder backend {self.embedder_backend!r}, not "
+                f"{backend!r} (their vectors differ): drop --embedder-backend, or re-embed all "
+                f"papers with `hea-rag index --rebuild --embedder-backend {backend}`"
             )
 
     def save(self, folder: Path) -> None:
@@ -161,6 +173,8 @@ def _manifest_problem(data) -> str | None:
     wrong = [key for key, kind in _MANIFEST_FIELDS.items() if not isinstance(data.get(key), kind)]
     if wrong:
         return f"missing or malformed field(s) {', '.join(wrong)}"
+    if data.get("embedder_backend", "torch") not in BACKENDS:
+        return f"unknown embedder_backend {data.get('embedder_backend')!r}"
     if not _GENERATION.fullmatch(data["generation"]):
         return f"generation {data['generation']!r} is not a gen-NNNNNN folder"
     if set(data["chunking"]) != {"max_tokens", "overlap_sentences"} or not all(
