@@ -289,3 +289,15 @@ def test_searches_keep_working_while_an_upload_indexes(client, tmp_path, paper_g
         searched += 1
     thread.join()
     assert done[0].json()["added"] == 300 and searched >= 2
+
+
+def test_a_server_without_an_index_makes_one_from_the_first_upload(tmp_path, generator, embedder):
+    folder = tmp_path / "new-index"
+    with served(folder, generator) as (client, _):
+        missing = client.post("/api/search", json={"query": "CrMnFeCoNi"})
+        assert missing.status_code == 404 and "no index at" in missing.json()["error"]
+        assert client.get("/").status_code == 200
+        summary = upload(client, "first.csv", csv_bytes(tmp_path, [fixture.NEW_PAPER])).json()
+        assert (summary["added"], summary["papers_total"]) == (1, 1)
+        hits = client.post("/api/search", json={"query": "CrMnFeCoNi TiC"}).json()["hits"]
+        assert [hit["doi"] for hit in hits] == [fixture.NEW_PAPER["DOI"]]
