@@ -24,6 +24,7 @@ class LockedEmbedder:
         self._embedder = embedder
         self._lock = threading.Lock()
         self.name = embedder.name
+        self.backend = getattr(embedder, "backend", "torch")  # the Retriever checks it
 
     def encode(self, texts: list[str], batch_size: int = 32):
         with self._lock:
@@ -36,7 +37,7 @@ class LiveIndex:
     def __init__(self, folder: Path):
         self.folder = Path(folder)
         self._local = threading.local()
-        self._embedders: dict[str, LockedEmbedder] = {}
+        self._embedders: dict[tuple[str, str], LockedEmbedder] = {}
         self._loading = threading.Lock()
 
     def retriever(self) -> Retriever:
@@ -48,17 +49,18 @@ class LiveIndex:
                 reader.close()
                 self._local.reader = None
             reader = self._local.reader = IndexReader(self.folder)
-        return Retriever(reader, self.embedder(reader.manifest.embedder))
+        return Retriever(reader, self.embedder(reader.manifest))
 
-    def embedder(self, name: str) -> LockedEmbedder:
-        """The embedder the index was built with, loaded once (again only if a rebuild with
-        another embedder changed it)."""
+    def embedder(self, manifest: Manifest) -> LockedEmbedder:
+        """The embedder (and backend) the index was built with, loaded once; again only if a
+        rebuild changed them."""
+        key = (manifest.embedder, manifest.embedder_backend)
         with self._loading:
-            if name not in self._embedders:
+            if key not in self._embedders:
                 from hea_rag.embedder import load_embedder
 
-                self._embedders[name] = LockedEmbedder(load_embedder(name))
-            return self._embedders[name]
+                self._embedders[key] = LockedEmbedder(load_embedder(*key))
+            return self._embedders[key]
 
     def counts(self) -> dict[str, int]:
         """Papers and passages in the live generation; zeros when there is no index yet."""

@@ -38,7 +38,7 @@ class Service:
         from hea_rag.store import Manifest
 
         try:
-            self.live.embedder(Manifest.load(self.index_dir).embedder)
+            self.live.embedder(Manifest.load(self.index_dir))
         except IndexMissingError:
             pass  # no index yet: the first upload makes one
 
@@ -60,8 +60,8 @@ class Service:
         return work
 
     def index_work(self, uploads: list[SavedUpload], folder: Path):
-        """The work of one upload on the writer's thread: index the files, report the summary,
-        remove the temporary folder whatever happens."""
+        """The work of one upload on the writer's thread: index the files, remove the temporary
+        folder whatever happens, then report the summary."""
         from hea_rag.indexer import index_paths
 
         def work(job: Job) -> None:
@@ -73,9 +73,9 @@ class Service:
                     on_wait=lambda: job.emit("progress", {"stage": "waiting for the index lock"}),
                     on_progress=lambda done, total: job.emit(
                         "progress", {"stage": "embedding", "done": done, "total": total}))
-                job.emit("summary", summary_record(summary))
             finally:
                 shutil.rmtree(folder, ignore_errors=True)
+            job.emit("summary", summary_record(summary))  # once nothing of the upload is left
 
         return work
 
