@@ -123,7 +123,7 @@ class Answerer:
         retrieved = time.perf_counter()
         answer = Answer(question=question, answer="", answerable=True, model=self.generator.name,
                         adapter=self.generator.adapter)
-        if context is None and gate_score(gate_hits) < self.settings.min_score:
+        if context is None and self.off_topic(gate_hits):
             answer.refuse("low_score")
         else:
             self._answer_from_evidence(answer, context, gate_hits, on_text)
@@ -135,6 +135,18 @@ class Answerer:
                               on_text) -> None:
         """Generate from the best papers that mention what the question pins down (or from
         `context`), then keep the answer only if the text the model read holds it."""
+        prepared = self.prepare(answer, context, gate_hits)
+        if prepared is None:
+            return
+        self.on_stage("generating the answer")
+        prompt, read = prepared
+        self.conclude(answer, self.generator.generate(prompt, self.settings.max_new_tokens, on_text),
+                      read)
+
+    def prepare(self, answer: Answer, context: str | None, gate_hits: list[Hit]):
+        """The gate before generating (`no_match`), then the prompt over the best `top_k` of the
+        papers that pass it (or over `context`) and what the model reads of each paper; None
+        when the gate refused `answer`. `answers.py` calls it with one paper at a time."""
         terms = question_terms(answer.question)
         if context is not None:
             match = match_question(answer.question, context, terms)
@@ -145,9 +157,12 @@ class Answerer:
             hits, match = self._matching(gate_hits, terms, answer.question)
             if not hits:
                 return answer.refuse("no_match", match.describe() if match else "")
-        self.on_stage("generating the answer")
         prompt, answer.sources, read = self.prompt_for(answer.question, context, hits)
-        output = self.generator.generate(prompt, self.settings.max_new_tokens, on_text)
+        return prompt, read
+
+    def conclude(self, answer: Answer, output: str, read: dict[int | None, str]) -> None:
+        """The gates after generating: the model's trained refusal (`model`), then the answer
+        must stand in the text the model read (`unsupported`); else `output` is the answer."""
         answer.model_output = output
         if is_refusal(output):
             return answer.refuse("model")
@@ -155,6 +170,10 @@ class Answerer:
         if answer.evidence is None:
             return answer.refuse("unsupported")
         answer.answer = output
+
+    def off_topic(self, gate_hits: list[Hit]) -> bool:
+        """The relevance gate (`low_score`): no passage of these papers is close to the question."""
+        return gate_score(gate_hits) < self.settings.min_score
 
     def _matching(self, gate_hits: list[Hit], terms, question: str):
         """The best `top_k` of the gate's papers that mention every alloy, property and value
@@ -212,7 +231,7 @@ class Answerer:
         read: dict[int | None, str] = {}
         for paper_id, text in packed.in_reading_order:
             read[paper_id] = f"{read[paper_id]} {text}" if paper_id in read else text
-        sources = [_source(hit, shown[hit.paper.id]) for hit in hits if hit.paper.id in shown]
+        sources = [source_of(hit, shown[hit.paper.id]) for hit in hits if hit.paper.id in shown]
         return packed.prompt, sources, read
 
 
@@ -268,7 +287,7 @@ def locate(text: str, sentence: str) -> tuple[int, int]:
     return (match.start(), match.end()) if match else (-1, -1)
 
 
-def _source(hit: Hit, text: str) -> Source:
+def source_of(hit: Hit, text: str) -> Source:
     return Source(rank=hit.rank, paper_id=hit.paper.id, doi=hit.paper.doi, title=hit.paper.title,
                   year=hit.paper.year, score=round(hit.score, 4), text=text, file=hit.paper.file)
 

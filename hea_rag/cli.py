@@ -17,6 +17,7 @@ import click
 
 from hea_rag import __version__, config
 from hea_rag.answer import GATE_HITS, AskSettings
+from hea_rag.answers import CPU_BATCH, CUDA_BATCH
 from hea_rag.errors import HeaRagError
 from hea_rag.finetune import TrainSettings
 from hea_rag.onnx_encoder import BACKENDS, DEFAULT_BACKEND
@@ -217,7 +218,7 @@ def _papers_value(ctx, param, value: str):
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per question (JSON Lines).")
 @click.option("--context", "context", default=None,
               help="Use this context (TEXT, or @FILE) instead of retrieving one.")
-@click.option("--papers", default="1", show_default=True, callback=_papers_value,
+@click.option("--papers", default="1", show_default=True, callback=_papers_value, metavar="N|all",
               help="Answer from each of the best N papers separately (1-50), or from `all` the "
                    "papers --filter matches; every paper gets the trained prompt and the gates.")
 @click.option("--filter", "filter_words", default=None, metavar="WORDS",
@@ -227,8 +228,8 @@ def _papers_value(ctx, param, value: str):
               default=None, help="Output: text (a table per question with --papers), json (as "
                                  "--json), or one row per answering paper in csv, tsv, markdown.")
 @click.option("--batch-size", type=click.IntRange(1, 64), default=None,
-              help="Papers' prompts per pass through the model.  [default: 1 on CPU, "
-                   "where batches measured no faster; 8 on CUDA]")
+              help=f"Papers' prompts per pass through the model.  [default: {CPU_BATCH} on "
+                   f"CPU, where batches measured no faster; {CUDA_BATCH} on CUDA]")
 @generator_options
 def ask(question, as_json, context, papers, filter_words, fmt, batch_size, model, adapter,
         no_adapter, quantize, max_new_tokens, k, context_tokens, min_score, index_dir) -> None:

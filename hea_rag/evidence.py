@@ -80,12 +80,18 @@ class QuestionTerms:
 
 
 def question_terms(question: str) -> QuestionTerms:
+    return QuestionTerms(alloys_in(question), tuple(properties_in(question)),
+                         tuple(_condition_numbers(question)))
+
+
+def alloys_in(text: str) -> dict[str, str]:
+    """The alloys `text` names: element key (`sys_...`) -> the first spelling, in order."""
     alloys: dict[str, str] = {}
-    for word in normalize_evidence(question).split():
+    for word in normalize_evidence(text).split():
         keys = [t for t in tokenize(word) if t.startswith("sys_")]
         if keys and len(keys[0]) > len("sys_") + 2:  # two elements at least: `Al` alone is no alloy
             alloys.setdefault(keys[0], _alloy_name(word))
-    return QuestionTerms(alloys, tuple(properties_in(question)), tuple(_condition_numbers(question)))
+    return alloys
 
 
 def _alloy_name(word: str) -> str:

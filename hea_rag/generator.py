@@ -72,6 +72,29 @@ class Generator:
         text = self.tokenizer.decode(output[0, start:], skip_special_tokens=True)
         return cut_answer(text) if answer_rules else text.strip()
 
+    def generate_batch(self, prompts: list[str], max_new_tokens: int = 64) -> list[str]:
+        """Greedy answers to several prompts in one pass through the model: the prompts are
+        left-padded to one length (so every row continues at the same position) and the
+        padding is masked out; each row stops by the answer rules, the batch when all have."""
+        import torch
+
+        if len(prompts) <= 1:
+            return [self.generate(prompt, max_new_tokens) for prompt in prompts]
+        pad = self.tokenizer.pad_token_id
+        encoded = [encode_prompt(self.tokenizer, prompt) for prompt in prompts]
+        width = max(map(len, encoded))
+        ids = [[pad] * (width - len(row)) + row for row in encoded]
+        mask = [[0] * (width - len(row)) + [1] * len(row) for row in encoded]
+        device = self.model.device
+        with torch.inference_mode():
+            output = self.model.generate(
+                input_ids=torch.tensor(ids, device=device),
+                attention_mask=torch.tensor(mask, device=device), max_new_tokens=max_new_tokens,
+                do_sample=False, stopping_criteria=[_StopAtAnswerEnd(self.tokenizer, width)],
+                pad_token_id=pad, eos_token_id=end_ids(self.tokenizer))
+        return [cut_answer(self.tokenizer.decode(row[width:], skip_special_tokens=True))
+                for row in output]
+
 
 def end_ids(tokenizer) -> list[int]:
     """Token ids that end generation: EOS and every other special token. No special token
@@ -85,7 +108,7 @@ def end_ids(tokenizer) -> list[int]:
 
 
 class _StopAtAnswerEnd:
-    """Stops generation once the answer is complete (see prompt.answer_complete)."""
+    """Stops each row once its answer is complete (see prompt.answer_complete)."""
 
     def __init__(self, tokenizer, prompt_length: int):
         self.tokenizer, self.prompt_length = tokenizer, prompt_length
@@ -93,9 +116,10 @@ class _StopAtAnswerEnd:
     def __call__(self, input_ids, scores, **kwargs):
         import torch
 
-        text = self.tokenizer.decode(input_ids[0, self.prompt_length:], skip_special_tokens=True)
-        return torch.full((input_ids.shape[0],), answer_complete(text), dtype=torch.bool,
-                          device=input_ids.device)
+        texts = self.tokenizer.batch_decode(input_ids[:, self.prompt_length:],
+                                            skip_special_tokens=True)
+        return torch.tensor([answer_complete(text) for text in texts], dtype=torch.bool,
+                            device=input_ids.device)
 
 
 class _AnswerStreamer:
