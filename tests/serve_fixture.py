@@ -40,6 +40,9 @@ NEW_PAPER = {"Title": "Hot pressed CrMnFeCoNi with TiC", "Year": "2025", "DOI": 
                          "composite reached a compressive yield strength of 1140 MPa."}
 QUESTION = "What shear strength did the CuMnNiCoFe brazed joints reach?"
 ANSWER, ANSWER_DOI = "312 MPa", "10.9997/serve.2025.001"
+# asked of the best three papers: one answers, two never mention hardness
+PAPERS_QUESTION = "What hardness did the coatings or films reach?"
+PAPERS_ANSWER, PAPERS_DOI = "780 HV", "10.9997/serve.2022.004"
 OFF_CORPUS = "Who painted the Mona Lisa?"
 NOT_REPORTED = "What is the melting point of VCrFeTaW?"  # the closest paper never mentions it
 READY = re.compile(r"serving .* at (http://\S+/)")

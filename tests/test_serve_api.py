@@ -87,6 +87,26 @@ def test_ask_answers_with_the_cli_json_shape_and_values(client, index_dir):
     assert answer == expected
 
 
+def test_ask_papers_streams_each_paper_as_ask_papers_json(client, index_dir):
+    response = client.post("/api/ask", json={"question": fixture.PAPERS_QUESTION, "papers": 3,
+                                             "stream": True})
+    found = events(response)
+    rows = [data for kind, data in found if kind == "row"]
+    result = found[-1][1]
+    assert found[-1][0] == "answer" and rows == result["answers"]
+    assert [row["rank"] for row in rows] == [1, 2, 3]
+    assert [(row["answer"], row["source"]["doi"]) for row in rows if row["answerable"]] == [
+        (fixture.PAPERS_ANSWER, fixture.PAPERS_DOI)]
+    assert {row["reason"] for row in rows if not row["answerable"]} == {"no_match"}
+    [expected] = cli_json("ask", fixture.PAPERS_QUESTION, "--papers", "3", "--json", "--model",
+                          fixture.MODEL, "--index", str(index_dir))
+    for record in (result, expected):
+        record.pop("timings")
+    assert result == expected
+    too_many = client.post("/api/ask", json={"question": fixture.PAPERS_QUESTION, "papers": 21})
+    assert too_many.status_code == 422
+
+
 def test_search_returns_the_cli_records(client, index_dir):
     response = client.post("/api/search", json={"query": "CuMnNiCoFe brazing shear", "k": 3})
     assert response.status_code == 200, response.text

@@ -93,6 +93,21 @@ def test_the_page_says_why_it_refuses(page):
     expect(page.locator("#answer")).to_contain_text("never mention the melting point")
 
 
+def test_the_page_tables_answers_from_several_papers(page):
+    from playwright.sync_api import expect
+
+    page.fill("#papers", "3")
+    ask(page, fixture.PAPERS_QUESTION)
+    rows = page.locator("#per-paper tbody tr")
+    expect(rows).to_have_count(3)
+    expect(page.locator("#status")).to_contain_text("1 of 3 papers answered")
+    answered = page.locator(f'#per-paper tr[data-doi="{fixture.PAPERS_DOI}"]')
+    expect(answered.locator("td.answered")).to_have_text(fixture.PAPERS_ANSWER)
+    expect(answered.locator("a.doi")).to_have_attribute("href", f"https://doi.org/{fixture.PAPERS_DOI}")
+    expect(page.locator("#per-paper td.refused")).to_have_count(2)
+    expect(page.locator("#per-paper td.refused").first).to_have_text("refused (no_match)")
+
+
 def test_search_only_mode_lists_papers_without_asking(page):
     from playwright.sync_api import expect
 

@@ -2,13 +2,15 @@
 its events back. No pipeline logic lives here.
 
     POST /api/ask      {"question": ..., "stream": false}  -> `ask --json`'s answer
+                       {..., "papers": N}                  -> `ask --papers N --json`'s answers
     POST /api/search   {"query": ..., "k": 5, "mode": "hybrid"} -> `search --json`'s hits
     GET  /api/info                                         -> `info --json`'s report + server
     POST /api/index    multipart `files` (?stream=true)    -> the indexing summary
     GET  /api/openapi.json                                 -> this API, described
 
 With "stream": true (or ?stream=true) the answer comes as server-sent events: `queued`
-{position}, `started`, `token` {text}..., then `answer` (or `summary`, or `error` {error}).
+{position}, `started`, `token` {text}... (or `row` {...} per paper), then `answer` (or `summary`,
+or `error` {error}).
 """
 
 from __future__ import annotations
@@ -36,11 +38,15 @@ from hea_rag.server.uploads import FORM_FIELD, read_form_files, save_uploads
 
 HERE = Path(__file__).resolve().parent
 FINAL_EVENTS = {"answer", "summary", "error"}
+MOST_PAPERS = 20  # per question: each paper is a generation, and others wait behind them
 log = logging.getLogger("hea_rag.server")
 
 
 class AskRequest(BaseModel):
     question: str = Field(min_length=1, max_length=2000)
+    papers: int = Field(1, ge=1, le=MOST_PAPERS,
+                        description="Answer from each of the best N papers alone, as `ask "
+                                    "--papers N`: rows (streamed as `row` events), then all")
     stream: bool = Field(False, description="Server-sent events: queued, started, token..., answer")
 
 
@@ -71,7 +77,8 @@ def create_app(service: Service) -> FastAPI:
 def _add_routes(app: FastAPI, service: Service) -> None:
     @app.post("/api/ask", summary="Answer a question, as `hea-rag ask --json`")
     async def ask(body: AskRequest, request: Request):
-        job = _queue(service.model, request, service.ask_work(body.question.strip()))
+        work = service.ask_work(body.question.strip(), body.papers)
+        job = _queue(service.model, request, work)
         return await _respond(job, body.stream, service.model)
 
     @app.post("/api/search", summary="Search the index, as `hea-rag search --json`")

@@ -41,7 +41,7 @@ class Job:
     def emit(self, kind: str, data: dict[str, Any]) -> None:
         """Send an event to the request (from any thread). A running job stops here once its
         client has gone."""
-        if self.cancelled and kind == "token":
+        if self.cancelled and kind in ("token", "row"):
             raise JobCancelled
         try:
             self._loop.call_soon_threadsafe(self.events.put_nowait, (kind, data))

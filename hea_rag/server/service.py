@@ -49,13 +49,20 @@ class Service:
         hits = self.live.retriever().search(query, k=k, mode=mode)
         return {"query": query, "hits": [hit_record(hit) for hit in hits]}
 
-    def ask_work(self, question: str):
+    def ask_work(self, question: str, papers: int = 1):
         """The work of one question on the model's thread: `hea-rag ask --json`'s answer, its
-        text streamed as it is generated."""
+        text streamed as it is generated; with `papers` > 1, `ask --papers N --json`'s answers,
+        each paper's row sent as it is ready."""
         def work(job: Job) -> None:
             answerer = Answerer(self.generator, self.live.retriever(), self.ask_settings)
-            on_text = lambda text: job.emit("token", {"text": text})  # noqa: E731
-            job.emit("answer", answerer.ask(question, on_text=on_text).as_dict())
+            if papers == 1:
+                on_text = lambda text: job.emit("token", {"text": text})  # noqa: E731
+                return job.emit("answer", answerer.ask(question, on_text=on_text).as_dict())
+            from hea_rag.answers import PaperAnswerer, PapersSettings
+
+            each = PaperAnswerer(answerer, PapersSettings(papers))
+            result = each.ask(question, on_row=lambda row: job.emit("row", row.as_dict()))
+            job.emit("answer", result.as_dict())
 
         return work
 

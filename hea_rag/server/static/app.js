@@ -49,6 +49,8 @@ function clearResult() {
   $("answer").className = "answer";
   $("refusal").hidden = true;
   $("sources").replaceChildren();
+  $("per-paper").hidden = true;
+  $("per-paper").tBodies[0].replaceChildren();
 }
 
 function setStatus(text) {
@@ -68,18 +70,20 @@ function passage(text, evidence) {
   return node;
 }
 
+function doiLink(doi) {
+  const link = element("a", "doi", doi);
+  link.href = `https://doi.org/${encodeURIComponent(doi).replace(/%2F/g, "/")}`;
+  link.rel = "noopener";
+  return link;
+}
+
 function card(item, evidence) {
   const node = element("article", "card");
   node.dataset.doi = item.doi || "";
   node.append(element("h3", null, `[${item.rank}] ${item.title || "(untitled)"}`));
   const meta = element("p", "meta");
   if (item.year) meta.append(`${item.year} · `);
-  if (item.doi) {
-    const link = element("a", "doi", item.doi);
-    link.href = `https://doi.org/${encodeURIComponent(item.doi).replace(/%2F/g, "/")}`;
-    link.rel = "noopener";
-    meta.append(link, " · ");
-  }
+  if (item.doi) meta.append(doiLink(item.doi), " · ");
   if (item.file) meta.append(`${item.file}${item.page ? ` p. ${item.page}` : ""} · `);
   meta.append(`score ${Number(item.score).toFixed(3)}`);
   node.append(meta, passage(item.text, evidence));
@@ -102,6 +106,34 @@ function showAnswer(answer) {
   }
 }
 
+// --papers N: one table row per paper, as each is answered (or refused)
+function addPaperRow(row) {
+  const table = $("per-paper");
+  table.hidden = false;
+  const line = element("tr");
+  line.dataset.doi = row.source.doi || "";
+  const answer = row.answerable ? element("td", "answered", row.answer)
+                                : element("td", "refused", `refused (${row.reason})`);
+  if (!row.answerable) answer.title = row.answer;
+  const paper = element("td", null, `${row.source.title || "(untitled)"}` +
+                                    `${row.source.year ? ` (${row.source.year})` : ""} `);
+  if (row.source.doi) paper.append(doiLink(row.source.doi));
+  line.append(element("td", null, row.rank), element("td", null, row.alloy || "–"), answer, paper);
+  table.tBodies[0].append(line);
+}
+
+function showPapers(result) {
+  const answered = result.answers.filter((row) => row.answerable).length;
+  $("answer").textContent = result.reason ? result.answer : (result.summary || "");
+  $("answer").className = answered ? "answer answered" : "answer refused";
+  if (result.reason) {
+    $("refusal").textContent = `Not answered (reason: ${result.reason}).`;
+    $("refusal").hidden = false;
+  }
+  const seconds = (result.timings.retrieve || 0) + (result.timings.answer || 0);
+  setStatus(`${answered} of ${result.answers.length} papers answered in ${seconds.toFixed(1)} s`);
+}
+
 function showError(message) {
   setStatus("");
   $("answer").className = "answer failed";
@@ -109,11 +141,12 @@ function showError(message) {
 }
 
 async function ask(question) {
+  const papers = Math.max(1, Number($("papers").value) || 1);
   setStatus("Waiting for the model…");
   const response = await fetch("/api/ask", {
     method: "POST",
     headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ question, stream: true }),
+    body: JSON.stringify({ question, papers, stream: true }),
   });
   if (!response.ok) return showError(await errorOf(response));
   for await (const { kind, data } of serverEvents(response)) {
@@ -124,8 +157,10 @@ async function ask(question) {
       setStatus("Reading the closest papers and generating…");
     } else if (kind === "token") {
       $("answer").textContent += data.text;
+    } else if (kind === "row") {
+      addPaperRow(data);
     } else if (kind === "answer") {
-      showAnswer(data);
+      (papers > 1 ? showPapers : showAnswer)(data);
     } else if (kind === "error") {
       showError(data.error);
     }
