@@ -114,15 +114,20 @@ def cli() -> None:
               envvar="HEA_RAG_EMBEDDER_BACKEND", show_envvar=True,
               help="What runs the embedder (new index or --rebuild; the manifest records it and "
                    f"queries use the same).  [default: {DEFAULT_BACKEND}]")
+@click.option("--compact", is_flag=True,
+              help="Merge the index's segments (one per indexing run) into one, after adding "
+                   "PATHS if given; searches keep working meanwhile.")
 def index(paths, index_dir, embedder, chunk_tokens, lock_timeout, rebuild, full_text,
-          embedder_backend) -> None:
+          embedder_backend, compact) -> None:
     """Add papers from PATHS (CSV/TSV, Scopus export, JSON/JSONL, BibTeX, RIS, PDF, .txt/.md files
     or folders; - for stdin) to the index. Papers already indexed are skipped, not re-embedded."""
     from hea_rag.chunking import ChunkingParams
     from hea_rag.indexer import index_paths, rebuild_index
 
+    if compact and not paths and not rebuild:
+        return _compact(index_dir, lock_timeout)
     if not paths and not rebuild:
-        raise click.UsageError("give the PATHS to index (or --rebuild)")
+        raise click.UsageError("give the PATHS to index (or --rebuild, or --compact)")
     chunking = ChunkingParams(max_tokens=chunk_tokens) if chunk_tokens else None
     with _progress_bar("embedding passages") as on_progress:
         summary = (rebuild_index if rebuild else index_paths)(
@@ -131,9 +136,19 @@ def index(paths, index_dir, embedder, chunk_tokens, lock_timeout, rebuild, full_
             on_progress=on_progress, full_text=full_text, backend=embedder_backend,
         )
     _report_index_summary(summary, index_dir)
+    if compact:
+        _compact(index_dir, lock_timeout)
     if summary.failed:
         added = f"{summary.added} new papers were added" if summary.added else "nothing was added"
         raise UserFacingError(f"{len(summary.failed)} file(s) or row(s) failed (listed above); {added}")
+
+
+def _compact(index_dir: Path, lock_timeout: float) -> None:
+    from hea_rag.indexer import compact_index
+
+    before, after = compact_index(index_dir, lock_timeout, on_wait=lambda: status(
+        f"waiting for another indexing run to release {index_dir} ..."))
+    status(f"compacted {before} segment(s) into {after} in {index_dir}")
 
 
 @cli.command()

@@ -22,6 +22,7 @@ from hea_rag.store import (
     Manifest,
     NewPassage,
     commit_generation,
+    compact_segments,
     orphan_generations,
     read_stored_papers,
     remove_stale_generations,
@@ -92,7 +93,7 @@ def index_paths(
     with write_lock(folder, lock_timeout, on_wait):
         manifest = _existing_manifest(folder)
         if manifest:
-            remove_stale_generations(folder, keep=manifest.generation)
+            remove_stale_generations(folder, keep=manifest.segments)
             name = canonical_name(embedder_name) if embedder_name else None
             manifest.check_compatible(name, chunking.as_dict() if chunking else None, backend)
         summary = IndexSummary()
@@ -124,7 +125,7 @@ def rebuild_index(
     with write_lock(folder, lock_timeout, on_wait):
         old = _readable_manifest(folder)
         if old:
-            remove_stale_generations(folder, keep=old.generation)
+            remove_stale_generations(folder, keep=old.segments)
         summary = IndexSummary(rebuilt=True)
         batch = _rebuild_batch(folder, old, list(paths), summary, full_text)
         name = embedder_name or (old.embedder if old else None)
@@ -180,14 +181,18 @@ def _existing_manifest(folder: Path) -> Manifest | None:
 
 def _read_new_papers(paths: Iterable[str], folder: Path | None, summary: IndexSummary,
                      full_text: bool = False) -> _Batch:
-    if folder is not None:
-        with IndexReader(folder) as reader:
-            reader.check()  # never copy a damaged generation forward
-            dois, keys = reader.known_keys()
-    else:
-        dois, keys = set(), set()
-    batch = _Batch(dois, keys)
+    """The papers of `paths` the index lacks: deduplicated among themselves, then looked up
+    in every segment (by DOI and text key), so the cost follows the batch, not the corpus."""
+    batch = _Batch(set(), set())
     _read_paths(paths, batch, summary, full_text)
+    if folder is None or not batch.papers:
+        return batch
+    with IndexReader(folder) as reader:
+        reader.check()  # never build on a damaged index
+        dois, keys = reader.already_indexed(batch.dois, batch.keys)
+    new = [p for p in batch.papers if not (p.doi and p.doi in dois) and p.text_key not in keys]
+    summary.duplicates += len(batch.papers) - len(new)
+    batch.papers = new
     return batch
 
 
@@ -258,6 +263,19 @@ def _embed(embedder, texts: list[str], on_progress: Progress | None, batch: int 
     return vectors
 
 
+def compact_index(folder: Path, lock_timeout: float = 600.0,
+                  on_wait: Callable[[], None] | None = None) -> tuple[int, int]:
+    """Merge the index's segments into one; readers keep working on those they opened.
+    Returns (segments before, segments after)."""
+    with write_lock(folder, lock_timeout, on_wait):
+        manifest = Manifest.load(folder)
+        remove_stale_generations(folder, keep=manifest.segments)
+        with IndexReader(folder) as reader:
+            reader.check()  # never merge damage into the one segment left
+        compacted = compact_segments(folder, manifest)
+    return len(manifest.segments), len(compacted.segments)
+
+
 def lexical_tokens(paper: Paper) -> str:
     """What the whole-paper lexical index holds for a paper: its title and abstract."""
     return " ".join(tokenize(f"{paper.title or ''} {paper.abstract}"))
@@ -271,7 +289,7 @@ def fill_in_papers(folder: Path, found: dict[str, dict], lock_timeout: float = 6
     with write_lock(folder, lock_timeout, on_wait):
         manifest = Manifest.load(folder)
         with IndexReader(folder) as reader:
-            reader.check()  # never copy a damaged generation forward
+            reader.check()  # never copy damage forward
             rows = reader.papers_without_title()
         changes = [(row.id, paper, lexical_tokens(paper)) for row in rows
                    if (paper := _filled_in(row, found.get(row.doi))) is not None]

@@ -38,11 +38,11 @@ def _index_info(folder: Path) -> dict[str, Any]:
 
 
 def _problems(folder: Path, manifest) -> list[str]:
-    from hea_rag.store import FORMAT_VERSION, MANIFEST, IndexReader
+    from hea_rag.store import MANIFEST, READABLE_FORMATS, IndexReader
 
-    if manifest.format_version != FORMAT_VERSION:  # sound, but this version cannot read it
+    if manifest.format_version not in READABLE_FORMATS:  # sound, but this version cannot read it
         return [f"{folder / MANIFEST}: index format {manifest.format_version}, "
-                f"this version reads {FORMAT_VERSION}"]
+                f"this version reads {', '.join(map(str, READABLE_FORMATS))}"]
     try:
         with IndexReader(folder) as reader:
             return reader.problems()
@@ -124,6 +124,8 @@ def _index_lines(index: dict[str, Any]) -> list[tuple[str, str]]:
             ("chunking", f"at most {chunking['max_tokens']} tokens per passage, "
                          f"{chunking['overlap_sentences']} sentence(s) of overlap"),
             ("generation", f"{index['generation']} (format {index['format_version']})"),
+            ("segments", f"{len(index['segments'])} (vectors: flat below "
+                         f"{index['ann']['min_passages']} passages, HNSW above)"),
         ]
     lines.append(("integrity", "OK" if index["integrity"] == "ok" else "FAILED"))
     return lines + [("problem", problem) for problem in index["problems"]]

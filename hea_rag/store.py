@@ -1,20 +1,22 @@
-"""The on-disk index: SQLite (papers, passages, FTS5) + a FAISS file, tied together by a manifest.
+"""The on-disk index: immutable segments (each a SQLite file with papers, passages and FTS5, and
+a FAISS file), tied together by a manifest.
 
 Layout of an index folder:
 
-    manifest.json          format version, embedder, chunking, counts, and the live generation
-    gen-000003/index.sqlite
-    gen-000003/vectors.faiss
+    manifest.json          format version, embedder, chunking, counts, the live segments
+    gen-000001/index.sqlite, gen-000001/vectors.faiss    the papers of the first `index` run
+    gen-000004/index.sqlite, gen-000004/vectors.faiss    those of a later run
     .lock                  held by a writer
 
-Writers never touch the live generation. They copy it into a new one, add to the copy, flush
-everything to disk, then atomically replace manifest.json to point at it. A crash or Ctrl-C at
-any moment leaves manifest.json naming a complete generation, so readers never see half a write.
+Writers never touch a live segment. An `index` run writes what it adds as a new segment, flushes
+it to disk, then atomically replaces manifest.json to list it. `--compact` merges the segments
+into one the same way, and so does a metadata update rewrite the segments it touches. A crash or
+Ctrl-C at any moment leaves manifest.json naming complete segments, so readers never see half
+a write. (An index of format 2 is one such segment: it opens as it is.)
 """
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import re
@@ -34,13 +36,27 @@ from hea_rag.errors import (
 )
 from hea_rag.ingest.records import Paper, Section
 from hea_rag.lexical import TOKEN_SYMBOLS
+from hea_rag.bm25 import TableStats, corpus_scores, fts_query
 from hea_rag.onnx_encoder import BACKENDS
+from hea_rag.segment import (  # noqa: F401 - connect_read_only and the names are used beside
+    DEFAULT_ANN,
+    FAISS_FILE,
+    SQLITE_FILE,
+    Segment,
+    connect_read_only,
+    damaged,
+    new_vector_index,
+    rebuild_hint,
+    route,
+    stored_vectors,
+)
 
-FORMAT_VERSION = 2  # 2: formula tokens and stopwords changed what the FTS tables hold
+# 2: formula tokens and stopwords changed what the FTS tables hold; 3: segments (a reader of
+# format 2 would see only the newest segment of a format-3 index, so it must refuse it)
+FORMAT_VERSION = 3
+READABLE_FORMATS = (2, 3)
 MANIFEST = "manifest.json"
-SQLITE_FILE = "index.sqlite"
-FAISS_FILE = "vectors.faiss"
-OPEN_ATTEMPTS = 5  # a reader retries this often when writers switch generations under it
+OPEN_ATTEMPTS = 5  # a reader retries this often when writers switch segments under it
 _MANIFEST_FIELDS = {"embedder": str, "dimension": int, "chunking": dict, "generation": str,
                     "counts": dict, "format_version": int}
 _GENERATION = re.compile(r"gen-\d{6}")
@@ -84,23 +100,27 @@ class Manifest:
     embedder: str
     dimension: int
     chunking: dict[str, int]
-    generation: str = ""
+    generation: str = ""  # the segment written last
     counts: dict[str, int] = field(default_factory=lambda: {"papers": 0, "passages": 0})
     format_version: int = FORMAT_VERSION
     # how the vectors were computed (torch, onnx, onnx-int8, openvino): queries must use the
     # same one; an index written before backends existed is torch's
     embedder_backend: str = "torch"
+    segments: list[str] = field(default_factory=list)  # the live ones, oldest first
+    ann: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_ANN))  # segment.new_vector_index
 
     @classmethod
     def load(cls, folder: Path, check_version: bool = True) -> Manifest:
         data = _read_manifest(folder)
-        if check_version and data["format_version"] != FORMAT_VERSION:
+        if check_version and data["format_version"] not in READABLE_FORMATS:
             raise IndexMismatchError(
                 f"{folder / MANIFEST}: index format {data['format_version']} is not "
                 f"{FORMAT_VERSION}: {rebuild_hint(folder)}"
             )
         return cls(**{key: data[key] for key in _MANIFEST_FIELDS},
-                   embedder_backend=data.get("embedder_backend", "torch"))
+                   embedder_backend=data.get("embedder_backend", "torch"),
+                   segments=data.get("segments") or [data["generation"]],
+                   ann={**DEFAULT_ANN, **data.get("ann", {})})
 
     def check_compatible(self, embedder: str | None, chunking: dict[str, int] | None,
                          backend: str | None = None) -> None:
@@ -130,16 +150,6 @@ class Manifest:
             os.fsync(handle.fileno())
         os.replace(temporary, folder / MANIFEST)
         _fsync_dir(folder)
-
-
-def rebuild_hint(folder: Path) -> str:
-    """The fix for a damaged or outdated index, ready to copy."""
-    return f"run `hea-rag index --rebuild --index {folder}`"
-
-
-def damaged(folder: Path, path: Path, problem: str) -> IndexDamagedError:
-    """The one-line error for a damaged file of the index at `folder`: the file, what, the fix."""
-    return IndexDamagedError(f"{path}: {problem}", rebuild_hint(folder))
 
 
 def _read_manifest(folder: Path) -> dict:
@@ -177,6 +187,13 @@ def _manifest_problem(data) -> str | None:
         return f"unknown embedder_backend {data.get('embedder_backend')!r}"
     if not _GENERATION.fullmatch(data["generation"]):
         return f"generation {data['generation']!r} is not a gen-NNNNNN folder"
+    segments = data.get("segments", [data["generation"]])
+    if not isinstance(segments, list) or not segments or not all(
+            isinstance(name, str) and _GENERATION.fullmatch(name) for name in segments):
+        return "segments is not a list of gen-NNNNNN folders"
+    if not isinstance(data.get("ann", {}), dict) or not all(
+            isinstance(value, int) for value in data.get("ann", {}).values()):
+        return "malformed ann parameters"
     if set(data["chunking"]) != {"max_tokens", "overlap_sentences"} or not all(
         isinstance(data[part].get(key), int)
         for part, key in (("counts", "papers"), ("counts", "passages"),
@@ -213,55 +230,51 @@ class NewPassage:
 
 
 class IndexReader:
-    """Read-only view of one generation of an index, for the reader's whole life.
+    """Read-only view of the live segments of an index, for the reader's whole life.
 
-    Both files are opened at once: a writer deletes the old generation right after switching the
-    manifest, and on Linux an open file outlives its unlinking, so a long batch keeps searching
-    the generation it started on.
+    Every segment's files are opened at once: a writer deletes replaced segments right after
+    switching the manifest, and on Linux an open file outlives its unlinking, so a long batch
+    keeps searching the segments it started on.
     """
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
-        self.manifest, self.db, self._faiss_file = _open_live_generation(self.folder)
-        self.generation = self.folder / self.manifest.generation
-        self._vectors = None
-
-    @property
-    def vectors(self):
-        """The FAISS index, read on first use from the file opened with the reader."""
-        if self._vectors is None:
-            index = self._read_vectors()
-            expected = self.manifest.counts["passages"]
-            if index.ntotal != expected:
-                raise damaged(self.folder, self.generation / FAISS_FILE,
-                              f"holds {index.ntotal} vectors, manifest.json {expected} passages")
-            self._vectors = index
-        return self._vectors
-
-    def _read_vectors(self):
-        import faiss
-
-        try:
-            return faiss.read_index(faiss.PyCallbackIOReader(self._faiss_file.read))
-        except RuntimeError:  # FAISS's message is a C++ stack; what matters is the file
-            raise damaged(self.folder, self.generation / FAISS_FILE, "not a readable FAISS index") from None
-        finally:
-            self._faiss_file.close()
+        self.manifest, self.segments = _open_live_segments(self.folder)
+        self.generation = self.folder / self.manifest.generation  # the newest segment
+        self.db = AllSegments(self.segments)
+        self._starts: dict[str, list[int]] = {}
 
     def close(self) -> None:
-        self.db.close()
-        self._faiss_file.close()
+        for segment in self.segments:
+            segment.close()
 
-    def _rows(self, sql: str, params: Sequence = ()) -> list[tuple]:
-        """All rows of a query; a damaged database file becomes one error naming it."""
-        try:
-            return self.db.execute(sql, params).fetchall()
-        except sqlite3.DatabaseError as error:
-            raise damaged(self.folder, self.generation / SQLITE_FILE,
-                          f"damaged or unreadable ({error})") from None
+    def __enter__(self) -> IndexReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def vector_count(self) -> int:
+        return sum(self._vectors(segment).ntotal for segment in self.segments)
+
+    def _vectors(self, segment: Segment):
+        """A segment's FAISS index, its size checked against its passages (the manifest's
+        count when it is the only segment, as an index of one generation had)."""
+        if len(self.segments) == 1:
+            return segment.vectors(self.manifest.counts["passages"])
+        if segment._vectors is None:
+            return segment.vectors(segment.counts()[1])
+        return segment.vectors()
+
+    def _route(self, kind: str, ids) -> dict[Segment, list[int]]:
+        """The ids grouped by the segment holding them (ids grow with the segment order)."""
+        if kind not in self._starts:
+            self._starts[kind] = [s.first_ids()[kind == "passages"] for s in self.segments]
+        return {self.segments[i]: group for i, group in route(ids, self._starts[kind]).items()}
 
     def problems(self) -> list[str]:
-        """What is wrong with this generation, each naming its file; [] when it is sound.
+        """What is wrong with the live segments, each naming its file; [] when they are sound.
 
         SQLite's quick_check, and FAISS vectors = SQLite passages = manifest counts.
         """
@@ -274,42 +287,52 @@ class IndexReader:
         return found
 
     def check(self) -> None:
-        """Raise the first problem: a writer must not copy a damaged generation forward."""
+        """Raise the first problem: a writer must not build on a damaged index."""
         problems = self.problems()
         if problems:
             raise IndexDamagedError(problems[0], rebuild_hint(self.folder))
 
     def _database_problems(self) -> list[str]:
-        path = self.generation / SQLITE_FILE
-        try:
-            verdict = self.db.execute("PRAGMA quick_check").fetchone()[0]
-        except sqlite3.DatabaseError as error:  # too damaged to be checked at all
-            verdict = str(error)
-        if verdict != "ok":
-            return [f"{path}: quick_check found damage ({verdict})"]
-        (papers, passages), = self._rows(
-            "SELECT (SELECT COUNT(*) FROM papers), (SELECT COUNT(*) FROM passages)")
+        found, papers, passages = [], 0, 0
+        for segment in self.segments:
+            path = segment.path / SQLITE_FILE
+            try:
+                verdict = segment.db.execute("PRAGMA quick_check").fetchone()[0]
+            except sqlite3.DatabaseError as error:  # too damaged to be checked at all
+                verdict = str(error)
+            if verdict != "ok":
+                return [f"{path}: quick_check found damage ({verdict})"]
+            held = segment.counts()
+            papers, passages = papers + held[0], passages + held[1]
         expected = self.manifest.counts
-        if (papers, passages) == (expected["papers"], expected["passages"]):
-            return []
-        return [f"{path}: holds {papers} papers and {passages} passages, manifest.json "
-                f"{expected['papers']} and {expected['passages']}"]
+        if (papers, passages) != (expected["papers"], expected["passages"]):
+            where = self.segments[0].path / SQLITE_FILE if len(self.segments) == 1 else "the segments"
+            found.append(f"{where}: holds {papers} papers and {passages} passages, manifest.json "
+                         f"{expected['papers']} and {expected['passages']}")
+        return found
 
     def _vector_problems(self) -> list[str]:
-        self.vectors  # noqa: B018 - reading them checks their count against the manifest
+        for segment in self.segments:
+            self._vectors(segment)  # reading them checks their count
         return []
 
-    def __enter__(self) -> IndexReader:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
     def known_keys(self) -> tuple[set[str], set[str]]:
-        """DOIs and text keys already indexed, for dedup before any embedding is done."""
-        dois = {row[0] for row in self._rows("SELECT doi FROM papers WHERE doi IS NOT NULL")}
-        keys = {row[0] for row in self._rows("SELECT text_key FROM papers")}
+        """DOIs and text keys already indexed (every one: prefer `already_indexed`)."""
+        dois = {row[0] for row in self.db.rows("SELECT doi FROM papers WHERE doi IS NOT NULL")}
+        keys = {row[0] for row in self.db.rows("SELECT text_key FROM papers")}
         return dois, keys
+
+    def already_indexed(self, dois: set[str], keys: set[str]) -> tuple[set[str], set[str]]:
+        """Those of `dois` and `keys` some segment holds: dedup costs what is added, not the corpus."""
+        found_dois, found_keys = set(), set()
+        for column, wanted, found in (("doi", dois, found_dois), ("text_key", keys, found_keys)):
+            values = list(wanted)
+            for start in range(0, len(values), 500):
+                chunk = values[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                found.update(row[0] for row in self.db.rows(
+                    f"SELECT {column} FROM papers WHERE {column} IN ({marks})", chunk))
+        return found_dois, found_keys
 
     def lexical_search(
         self, tokens: Sequence[str], limit: int, table: str = "papers_fts"
@@ -317,148 +340,183 @@ class IndexReader:
         """(paper or passage id, BM25 score) pairs, best first; positive, higher is better.
 
         `papers_fts` scores whole abstracts (an alloy named in one sentence and its property in
-        the next still match together); `passages_fts` scores single passages.
+        the next still match together); `passages_fts` scores single passages. Over several
+        segments the statistics are corpus-wide (see hea_rag.bm25).
         """
         if not tokens or table not in ("papers_fts", "passages_fts"):
             return []
-        query = " OR ".join('"' + token.replace('"', '""') + '"' for token in dict.fromkeys(tokens))
-        rows = self._rows(
-            f"SELECT rowid, -bm25({table}) AS score FROM {table} "
-            f"WHERE {table} MATCH ? ORDER BY score DESC LIMIT ?",
-            (query, limit),
-        )
-        return [(int(rowid), float(score)) for rowid, score in rows]
+        query = fts_query(tokens)
+        if len(self.segments) == 1:
+            return self.segments[0].match(table, query, limit)
+        found = {s: [rowid for rowid, _ in s.match(table, query, limit)] for s in self.segments}
+        candidates = {rowid: text for s, rows in found.items() if rows
+                      for rowid, text in s.indexed_texts(table, rows).items()}
+        if not candidates:
+            return []
+        stats = [s.stats(table) for s in self.segments]
+        total = TableStats(sum(t.rows for t in stats), sum(t.tokens for t in stats))
+        frequencies = {token: sum(s.matching_rows(table, token) for s in self.segments)
+                       for token in dict.fromkeys(tokens)}
+        scores = corpus_scores(tokens, candidates, total, frequencies)
+        return sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:limit]
 
     def vectors_of(self, passage_ids: Iterable[int]):
         """The stored embeddings of these passages, one row each."""
         import numpy as np
 
-        return np.stack([self.vectors.reconstruct(int(i)) for i in passage_ids])
+        ids = [int(i) for i in passage_ids]
+        found = {}
+        for segment, group in self._route("passages", ids).items():
+            index = self._vectors(segment)
+            found.update((i, index.reconstruct(i)) for i in group)
+        return np.stack([found[i] for i in ids])
 
     def dense_search(self, query_vector, limit: int) -> list[tuple[int, float]]:
-        if self.vectors.ntotal == 0:
-            return []
-        scores, ids = self.vectors.search(query_vector.reshape(1, -1), min(limit, self.vectors.ntotal))
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+        """(passage id, cosine) of the nearest passages of every segment, best first."""
+        found = []
+        for segment in self.segments:
+            index = self._vectors(segment)
+            if index.ntotal:
+                scores, ids = index.search(query_vector.reshape(1, -1), min(limit, index.ntotal))
+                found += [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+        return sorted(found, key=lambda item: -item[1])[:limit]
+
+    def _by_segment(self, kind: str, ids, sql: str) -> list[tuple]:
+        """Rows of `sql` (with a `{marks}` for the ids) from the segments holding the ids."""
+        rows = []
+        for segment, group in self._route(kind, ids).items():
+            rows += segment.rows(sql.format(marks=",".join("?" * len(group))), group)
+        return rows
 
     def passages(self, ids: Iterable[int]) -> dict[int, tuple[int, str]]:
         """passage id -> (paper id, text)."""
-        ids = list(ids)
-        marks = ",".join("?" * len(ids))
-        rows = self._rows(f"SELECT id, paper_id, text FROM passages WHERE id IN ({marks})", ids)
+        rows = self._by_segment("passages", ids, "SELECT id, paper_id, text FROM passages WHERE id IN ({marks})")
         return {pid: (paper, text) for pid, paper, text in rows}
 
     def papers(self, ids: Iterable[int]) -> dict[int, PaperRow]:
-        ids = list(ids)
-        marks = ",".join("?" * len(ids))
-        rows = self._rows(
-            "SELECT id, doi, title, authors, year, source, abstract, origin FROM papers "
-            f"WHERE id IN ({marks})",
-            ids,
-        )
+        rows = self._by_segment("papers", ids, "SELECT id, doi, title, authors, year, source, abstract, "
+                                               "origin FROM papers WHERE id IN ({marks})")
         return {row[0]: PaperRow(*row) for row in rows}
 
     def pages_of(self, passage_ids: Iterable[int]) -> dict[int, int]:
         """passage id -> page, for passages of a PDF body; {} for an index without pages."""
-        ids = list(passage_ids)
-        if not ids or not self._rows("SELECT 1 FROM sqlite_master WHERE name = 'passage_pages'"):
-            return {}
-        marks = ",".join("?" * len(ids))
-        rows = self._rows(f"SELECT passage_id, page FROM passage_pages WHERE passage_id IN ({marks})", ids)
-        return dict(rows)
+        pages = {}
+        for segment, group in self._route("passages", passage_ids).items():
+            if segment.rows("SELECT 1 FROM sqlite_master WHERE name = 'passage_pages'"):
+                marks = ",".join("?" * len(group))
+                pages.update(segment.rows(
+                    f"SELECT passage_id, page FROM passage_pages WHERE passage_id IN ({marks})", group))
+        return pages
 
     def papers_without_title(self) -> list[PaperRow]:
         """Papers with a DOI but no title, for `fetch --complete` to fill in. (Every stored
         paper has an abstract: records without one are never indexed.)"""
-        rows = self._rows("SELECT id, doi, title, authors, year, source, abstract FROM papers "
-                          "WHERE doi IS NOT NULL AND (title IS NULL OR title = '') ORDER BY id")
+        rows = self.db.rows("SELECT id, doi, title, authors, year, source, abstract FROM papers "
+                            "WHERE doi IS NOT NULL AND (title IS NULL OR title = '') ORDER BY id")
         return [PaperRow(*row) for row in rows]
 
     def find_paper(self, doi: str | None = None, abstract_sha1: str | None = None) -> int | None:
         """The id of the paper with this DOI or this hash of its abstract as read, if indexed."""
         if abstract_sha1:
-            rows = self._rows("SELECT id FROM papers WHERE raw_sha1 = ?", (abstract_sha1,))
+            rows = self.db.rows("SELECT id FROM papers WHERE raw_sha1 = ?", (abstract_sha1,))
             if rows:
                 return int(rows[0][0])
         if doi:
-            rows = self._rows("SELECT id FROM papers WHERE doi = ?", (doi.lower(),))
+            rows = self.db.rows("SELECT id FROM papers WHERE doi = ?", (doi.lower(),))
             if rows:
                 return int(rows[0][0])
         return None
 
     def passage_ids_of(self, paper_ids: Iterable[int]) -> dict[int, list[int]]:
-        """paper id -> its passage ids in reading order."""
-        ids = list(paper_ids)
-        marks = ",".join("?" * len(ids))
-        rows = self._rows(
-            f"SELECT paper_id, id FROM passages WHERE paper_id IN ({marks}) ORDER BY position", ids
-        )
+        """paper id -> its passage ids in reading order (a paper's passages share its segment)."""
+        rows = self._by_segment("papers", paper_ids, "SELECT paper_id, id FROM passages "
+                                                     "WHERE paper_id IN ({marks}) ORDER BY position")
         grouped: dict[int, list[int]] = {}
         for paper_id, passage_id in rows:
             grouped.setdefault(paper_id, []).append(passage_id)
         return grouped
 
 
-def _open_live_generation(folder: Path):
-    """(manifest, SQLite connection, open FAISS file) of the generation the manifest names.
+class AllSegments:
+    """`reader.db` for whole-index reads: a statement runs on every segment in order and the
+    rows are concatenated. Ids grow with the segment order, so `ORDER BY id` still holds;
+    aggregates (COUNT, MAX) come per segment: use the reader's methods for those."""
 
-    A writer may switch the manifest and delete the old generation between our reading the one
-    and opening the other: then the manifest names a newer generation, and we try that one.
+    def __init__(self, segments: list[Segment]):
+        self.segments = segments
+
+    def execute(self, sql: str, params: Sequence = ()) -> _Rows:
+        """As sqlite3's execute (its errors too), over every segment."""
+        rows = _Rows()
+        for segment in self.segments:
+            rows += segment.db.execute(sql, params).fetchall()
+        return rows
+
+    def rows(self, sql: str, params: Sequence = ()) -> _Rows:
+        """The same, a damaged file becoming one error that names it."""
+        rows = _Rows()
+        for segment in self.segments:
+            rows += segment.rows(sql, params)
+        return rows
+
+    def close(self) -> None:
+        for segment in self.segments:
+            segment.close()
+
+
+class _Rows(list):
+    """Rows as a list, with the cursor methods callers of `db.execute` use."""
+
+    def fetchall(self) -> list[tuple]:
+        return list(self)
+
+    def fetchone(self) -> tuple | None:
+        return self[0] if self else None
+
+
+def _open_live_segments(folder: Path) -> tuple[Manifest, list[Segment]]:
+    """(manifest, open segments) of the segments the manifest names.
+
+    A writer may switch the manifest and delete old segments between our reading the one and
+    opening the others: then the manifest names newer ones, and we try those.
     """
     for _ in range(OPEN_ATTEMPTS):
         manifest = Manifest.load(folder)
+        opened: list[Segment] = []
         try:
-            return (manifest, *_open_generation(folder / manifest.generation))
+            for name in manifest.segments:
+                opened.append(Segment(folder, folder / name, manifest.ann["ef_search"]))
+            return manifest, opened
         except FileNotFoundError as error:
-            if Manifest.load(folder).generation == manifest.generation:
+            for segment in opened:
+                segment.close()
+            if Manifest.load(folder).segments == manifest.segments:
                 raise damaged(folder, Path(error.filename), "missing") from None
     raise IndexBusyError(f"{folder}: writers replaced the index {OPEN_ATTEMPTS} times while it "
                          "was being opened; try again")
 
 
-def _open_generation(generation: Path):
-    vectors = open(generation / FAISS_FILE, "rb")
-    try:
-        return connect_read_only(generation / SQLITE_FILE), vectors
-    except BaseException:
-        vectors.close()
-        raise
-
-
-def connect_read_only(path: Path) -> sqlite3.Connection:
-    """A read-only connection (works in a read-only folder too); FileNotFoundError if missing."""
-    from urllib.parse import quote
-
-    try:
-        return sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True)
-    except sqlite3.OperationalError:
-        if not path.exists():
-            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(path)) from None
-        raise
-
-
 def read_stored_papers(folder: Path, manifest: Manifest | None) -> list[Paper]:
-    """Every paper stored in the live generation, for `index --rebuild`. With no readable
-    manifest, the generation holding the most papers (an unfinished one holds fewer)."""
-    best, failure = None, None
-    for generation in _generations(folder, manifest):
+    """Every paper stored in the live segments, for `index --rebuild`. With no readable
+    manifest, those of every segment folder (the rebuild drops the duplicates)."""
+    papers, failure = [], None
+    for segment in _segment_folders(folder, manifest):
         try:
-            papers = _papers_in(generation / SQLITE_FILE)
+            papers += _papers_in(segment / SQLITE_FILE)
         except (OSError, sqlite3.DatabaseError) as error:
-            failure = (generation / SQLITE_FILE, error)
-            continue
-        if best is None or len(papers) > len(best):
-            best = papers
-    if best is None and failure is not None:
+            failure = (segment / SQLITE_FILE, error)
+            if manifest is not None:
+                break
+    if failure is not None and (manifest is not None or not papers):
         path, error = failure
         raise IndexDamagedError(f"{path}: the stored papers cannot be read ({error})",
                                 f"give the original files: `hea-rag index --rebuild --index {folder} PATHS...`")
-    return best or []
+    return papers
 
 
-def _generations(folder: Path, manifest: Manifest | None) -> list[Path]:
+def _segment_folders(folder: Path, manifest: Manifest | None) -> list[Path]:
     if manifest is not None:
-        return [folder / manifest.generation]
+        return [folder / name for name in manifest.segments]
     return sorted(p for p in folder.glob("gen-*") if _GENERATION.fullmatch(p.name))
 
 
@@ -535,45 +593,168 @@ def commit_generation(
     vectors,
     updated: Sequence[tuple[int, Paper, str]] = (),
 ) -> Manifest:
-    """Write a new generation holding the old one plus `papers`, then switch the manifest to it.
-    `updated` gives stored papers (id, paper, lexical tokens) new metadata: title, authors,
-    year, source; their abstracts and passages stay.
+    """Write `papers` as a new segment, then switch the manifest to list it. `updated` gives
+    stored papers (id, paper, lexical tokens) new metadata: title, authors, year, source; the
+    segments holding them are rewritten (their abstracts, passages and vectors stay).
 
     The caller holds the write lock. Returns the new manifest.
     """
-    import faiss
+    segments, written = list(manifest.segments), []
+    if updated:
+        for position, changes in _updates_by_segment(folder, segments, updated).items():
+            segments[position] = _rewrite_segment(folder, segments[position], changes)
+            written.append(segments[position])
+    counts = dict(manifest.counts)
+    if papers:
+        name = _write_segment(folder, manifest, papers, paper_tokens, passages, vectors)
+        segments.append(name)
+        written.append(name)
+        counts = {"papers": counts["papers"] + len(papers), "passages": counts["passages"] + len(passages)}
+    if not written:
+        return manifest
+    return _switch(folder, manifest, segments, written[-1], counts)
 
-    old = folder / manifest.generation if manifest.generation else None
-    name = _next_generation_name(folder)
-    staging = folder / name
-    staging.mkdir(parents=True)
-    db = _copy_database(old, staging / SQLITE_FILE)
-    index = faiss.read_index(str(old / FAISS_FILE)) if old else _empty_faiss(manifest.dimension)
-    with db:
-        paper_ids = [_insert_paper(db, paper, tokens) for paper, tokens in zip(papers, paper_tokens)]
-        passage_ids = [_insert_passage(db, paper_ids[p.paper_index], p) for p in passages]
-        for paper_id, paper, tokens in updated:
-            _update_metadata(db, paper_id, paper, tokens)
-    if passage_ids:
-        import numpy as np
 
-        index.add_with_ids(vectors, np.asarray(passage_ids, dtype="int64"))
-    faiss.write_index(index, str(staging / FAISS_FILE))
-    counts = _counts(db)
-    db.close()
-    for path in staging.iterdir():
-        _fsync_file(path)
-    _fsync_dir(staging)
-    new = Manifest(**{**manifest.__dict__, "generation": name, "counts": counts})
+def _switch(folder: Path, manifest: Manifest, segments: list[str], newest: str,
+            counts: dict[str, int]) -> Manifest:
+    """The commit point: manifest.json lists `segments`; the replaced ones are then removed."""
+    new = Manifest(**{**manifest.__dict__, "generation": newest, "segments": segments,
+                      "counts": counts, "format_version": FORMAT_VERSION})
     new.save(folder)
-    remove_stale_generations(folder, keep=name)
+    remove_stale_generations(folder, keep=segments)
     return new
 
 
-def remove_stale_generations(folder: Path, keep: str) -> None:
-    """Generations other than the live one are leftovers of finished or crashed writers."""
+def _write_segment(folder, manifest, papers, paper_tokens, passages, vectors) -> str:
+    """A new segment folder holding `papers`, ids continuing the last segment's; flushed."""
+    import numpy as np
+
+    last_paper, last_passage = _last_ids(folder, manifest)
+    name = _next_generation_name(folder)
+    staging = folder / name
+    staging.mkdir(parents=True)
+    db = _new_database(staging / SQLITE_FILE)
+    with db:
+        paper_ids = [_insert_paper(db, paper, tokens, last_paper + 1 + i)
+                     for i, (paper, tokens) in enumerate(zip(papers, paper_tokens))]
+        passage_ids = [_insert_passage(db, paper_ids[p.paper_index], p, last_passage + 1 + i)
+                       for i, p in enumerate(passages)]
+    db.close()
+    index = new_vector_index(manifest.dimension, len(passage_ids), manifest.ann)
+    if passage_ids:
+        index.add_with_ids(vectors, np.asarray(passage_ids, dtype="int64"))
+    _save_vectors(index, staging)
+    return name
+
+
+def _last_ids(folder: Path, manifest: Manifest) -> tuple[int, int]:
+    """The largest paper and passage ids of the index (0, 0 for a new one)."""
+    if not manifest.segments:
+        return 0, 0
+    segment = Segment(folder, folder / manifest.segments[-1], manifest.ann["ef_search"])
+    try:
+        return segment.last_ids()
+    finally:
+        segment.close()
+
+
+def _save_vectors(index, staging: Path) -> None:
+    import faiss
+
+    faiss.write_index(index, str(staging / FAISS_FILE))
+    for path in staging.iterdir():
+        _fsync_file(path)
+    _fsync_dir(staging)
+
+
+def _updates_by_segment(folder, segments, updated) -> dict[int, list[tuple[int, Paper, str]]]:
+    """Segment position -> the updates of papers it holds."""
+    starts = []
+    for name in segments:
+        segment = Segment(folder, folder / name, DEFAULT_ANN["ef_search"])
+        try:
+            starts.append(segment.first_ids()[0])
+        finally:
+            segment.close()
+    by_id = {paper_id: (paper_id, paper, tokens) for paper_id, paper, tokens in updated}
+    return {position: [by_id[i] for i in ids] for position, ids in route(by_id, starts).items()}
+
+
+def _rewrite_segment(folder: Path, name: str, changes) -> str:
+    """A copy of segment `name` with new metadata for some papers; its vectors are copied."""
+    new = _next_generation_name(folder)
+    staging = folder / new
+    staging.mkdir(parents=True)
+    source = connect_read_only(folder / name / SQLITE_FILE)
+    db = sqlite3.connect(staging / SQLITE_FILE)
+    source.backup(db)
+    source.close()
+    db.executescript(SCHEMA)  # an older segment may lack passage_pages
+    with db:
+        for paper_id, paper, tokens in changes:
+            _update_metadata(db, paper_id, paper, tokens)
+    db.close()
+    shutil.copyfile(folder / name / FAISS_FILE, staging / FAISS_FILE)
+    for path in staging.iterdir():
+        _fsync_file(path)
+    _fsync_dir(staging)
+    return new
+
+
+def compact_segments(folder: Path, manifest: Manifest) -> Manifest:
+    """Merge every live segment into one (ids kept), then switch the manifest to it. Readers
+    that opened the old segments keep them until they close. The caller holds the write lock."""
+    if len(manifest.segments) < 2:
+        return manifest
+    name = _next_generation_name(folder)
+    staging = folder / name
+    staging.mkdir(parents=True)
+    db = _new_database(staging / SQLITE_FILE)
+    for segment in manifest.segments:
+        _copy_rows(db, folder / segment / SQLITE_FILE)
+    db.close()
+    _save_vectors(_merged_vectors(folder, manifest), staging)
+    return _switch(folder, manifest, [name], name, dict(manifest.counts))
+
+
+def _copy_rows(db: sqlite3.Connection, source: Path) -> None:
+    from urllib.parse import quote
+
+    db.execute("ATTACH DATABASE ? AS source", (f"file:{quote(str(source.resolve()))}?mode=ro",))
+    with db:
+        for table, columns in _MERGED_TABLES:
+            present = db.execute("SELECT 1 FROM source.sqlite_master WHERE name = ?", (table,)).fetchall()
+            if present:
+                db.execute(f"INSERT INTO main.{table} ({columns}) SELECT {columns} FROM source.{table}")
+    db.execute("DETACH DATABASE source")
+
+
+_MERGED_TABLES = (
+    ("papers", "id, doi, text_key, title, authors, year, source, abstract, origin, raw_sha1"),
+    ("passages", "id, paper_id, position, text"),
+    ("passage_pages", "passage_id, page"),
+    ("papers_fts", "rowid, tokens"),
+    ("passages_fts", "rowid, tokens"),
+)
+
+
+def _merged_vectors(folder: Path, manifest: Manifest):
+    """One FAISS index of every segment's vectors, flat or HNSW by the merged size."""
+    import faiss
+
+    index = new_vector_index(manifest.dimension, manifest.counts["passages"], manifest.ann)
+    for name in manifest.segments:
+        ids, vectors = stored_vectors(faiss.read_index(str(folder / name / FAISS_FILE)))
+        if len(ids):
+            index.add_with_ids(vectors, ids)
+    return index
+
+
+def remove_stale_generations(folder: Path, keep: Iterable[str]) -> None:
+    """Segment folders the manifest does not list are leftovers of finished or crashed writers."""
+    keep = {keep} if isinstance(keep, str) else set(keep)
     for path in folder.glob("gen-*"):
-        if path.name != keep and path.is_dir():
+        if path.name not in keep and path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
 
 
@@ -582,27 +763,17 @@ def _next_generation_name(folder: Path) -> str:
     return f"gen-{max(numbers, default=0) + 1:06d}"
 
 
-def _copy_database(old: Path | None, target: Path) -> sqlite3.Connection:
+def _new_database(target: Path) -> sqlite3.Connection:
     db = sqlite3.connect(target)
-    if old is not None:
-        source = connect_read_only(old / SQLITE_FILE)
-        source.backup(db)
-        source.close()
     db.executescript(SCHEMA)
     return db
 
 
-def _empty_faiss(dimension: int):
-    import faiss
-
-    return faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
-
-
-def _insert_paper(db: sqlite3.Connection, paper: Paper, tokens: str) -> int:
+def _insert_paper(db: sqlite3.Connection, paper: Paper, tokens: str, paper_id: int) -> int:
     cursor = db.execute(
-        "INSERT INTO papers (doi, text_key, title, authors, year, source, abstract, origin, raw_sha1) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (paper.doi, paper.text_key, paper.title, paper.authors, paper.year, paper.source,
+        "INSERT INTO papers (id, doi, text_key, title, authors, year, source, abstract, origin, "
+        "raw_sha1) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (paper_id, paper.doi, paper.text_key, paper.title, paper.authors, paper.year, paper.source,
          paper.abstract, paper.origin, paper.raw_sha1),
     )
     db.execute("INSERT INTO papers_fts (rowid, tokens) VALUES (?, ?)", (cursor.lastrowid, tokens))
@@ -615,22 +786,16 @@ def _update_metadata(db: sqlite3.Connection, paper_id: int, paper: Paper, tokens
     db.execute("UPDATE papers_fts SET tokens = ? WHERE rowid = ?", (tokens, paper_id))
 
 
-def _insert_passage(db: sqlite3.Connection, paper_id: int, passage: NewPassage) -> int:
+def _insert_passage(db: sqlite3.Connection, paper_id: int, passage: NewPassage, passage_id: int) -> int:
     cursor = db.execute(
-        "INSERT INTO passages (paper_id, position, text) VALUES (?, ?, ?)",
-        (paper_id, passage.position, passage.text),
+        "INSERT INTO passages (id, paper_id, position, text) VALUES (?, ?, ?, ?)",
+        (passage_id, paper_id, passage.position, passage.text),
     )
     passage_id = int(cursor.lastrowid)
     db.execute("INSERT INTO passages_fts (rowid, tokens) VALUES (?, ?)", (passage_id, passage.tokens))
     if passage.page is not None:
         db.execute("INSERT INTO passage_pages (passage_id, page) VALUES (?, ?)", (passage_id, passage.page))
     return passage_id
-
-
-def _counts(db: sqlite3.Connection) -> dict[str, int]:
-    papers = db.execute("SELECT COUNT(*) FROM papers").fetchone()[0]
-    passages = db.execute("SELECT COUNT(*) FROM passages").fetchone()[0]
-    return {"papers": int(papers), "passages": int(passages)}
 
 
 def _fsync_file(path: Path) -> None:

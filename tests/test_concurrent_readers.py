@@ -1,8 +1,9 @@
-"""Readers keep the generation they opened for their whole life, while real writers replace it.
+"""Readers keep the segments they opened for their whole life, while real writers replace them.
 
-A writer deletes the old `gen-N` right after switching the manifest. A reader opened before that
-(a long `search -` batch, or a search still loading its embedder) must go on searching the
-generation it started on, dense and lexical alike.
+A writer adds a segment, or `--compact` merges them all into a new one and deletes the old
+`gen-N` folders right after switching the manifest. A reader opened before that (a long
+`search -` batch, or a search still loading its embedder) must go on searching the segments it
+started on, dense and lexical alike.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sys
 import textwrap
 import threading
 
-from hea_rag.indexer import index_paths
+from hea_rag.indexer import compact_index, index_paths
 from hea_rag.retrieve import Retriever
 from hea_rag.store import IndexReader
 
@@ -47,7 +48,7 @@ def test_an_open_reader_outlives_the_writer_that_deletes_its_generation(
     reader = IndexReader(folder)
     try:
         old = reader.manifest.generation
-        in_thread(index_paths, [str(more_csv)], folder)  # commits gen 2 and deletes gen 1
+        in_thread(add_and_compact, more_csv, folder)  # adds gen 2, merges both into gen 3
         assert not (folder / old).exists()
 
         retriever = Retriever(reader, embedder)
@@ -65,17 +66,24 @@ def test_an_open_reader_outlives_the_writer_that_deletes_its_generation(
         assert Retriever(fresh, embedder).search(QUERIES[2], k=1)[0].paper.doi == NICOCRV_DOI
 
 
+def add_and_compact(path, folder) -> None:
+    index_paths([str(path)], folder)
+    assert compact_index(folder) == (2, 1)
+
+
 WRITER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
     from hea_rag.embedder import load_embedder
-    from hea_rag.indexer import index_paths
+    from hea_rag.indexer import compact_index, index_paths
 
     load_embedder()  # imports and weights warm, so that the batches follow each other closely
     print("ready", flush=True)
-    for path in sys.argv[2:]:
+    for number, path in enumerate(sys.argv[2:]):
         index_paths([path], Path(sys.argv[1]))
+        if number % 2:  # every other batch, merge the segments (deleting the old folders)
+            compact_index(Path(sys.argv[1]))
     """
 )
 
@@ -98,6 +106,7 @@ def test_readers_never_fail_while_a_writer_keeps_committing(
     assert rounds > 0 and len(generations) >= 2  # the readers really overlapped the commits
     with IndexReader(folder) as reader:
         assert reader.manifest.counts["papers"] == 12 + 3 * BATCHES
+        assert len(reader.segments) == 1 and reader.problems() == []
 
 
 def search_until_done(writer, folder, embedder) -> tuple[list[str], set[str], int]:

@@ -67,7 +67,7 @@ def test_index_counts(corpus_index):
     assert manifest["counts"]["papers"] == PAPERS
     assert manifest["counts"]["passages"] == summary.passages >= PAPERS
     with IndexReader(folder) as reader:
-        assert reader.vectors.ntotal == summary.passages
+        assert reader.vector_count == summary.passages
         # no copyright boilerplate made it into the stored abstracts
         tails = [a[-120:] for (a,) in reader.db.execute("SELECT abstract FROM papers")]
     assert not [t for t in tails if "©" in t and "Elsevier" in t]

@@ -206,7 +206,7 @@ def test_older_format_is_refused_with_the_fix_and_rebuilt(index):
     result = run_cli("search", QUERY, "--index", index)
     assert_one_line_error(result, "manifest.json", "index format 1", f"hea-rag index --rebuild --index {index}")
     info = run_cli("info", "--index", index)
-    assert_one_line_error(info, "index format 1, this version reads 2", "--rebuild")
+    assert_one_line_error(info, "index format 1, this version reads 2, 3", "--rebuild")
     assert "gen-000001 (format 1)" in info.stdout
     assert_rebuilt(index)
     assert manifest(index)["generation"] == "gen-000002"

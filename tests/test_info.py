@@ -49,7 +49,8 @@ def test_info_text_is_readable_and_aligned(built):
         "passages": str(summary.passages),
         "embedder": "all-MiniLM-L6-v2 (384 dimensions)",
         "chunking": "at most 200 tokens per passage, 0 sentence(s) of overlap",
-        "generation": "gen-000001 (format 2)",
+        "generation": "gen-000001 (format 3)",
+        "segments": "1 (vectors: flat below 50000 passages, HNSW above)",
         "integrity": "OK",
     }
     assert shown["versions"]["faiss-cpu"] == metadata.version("faiss-cpu")

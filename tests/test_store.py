@@ -72,7 +72,8 @@ def test_manifest_content(built):
     assert data["embedder"] == "all-MiniLM-L6-v2"
     assert data["dimension"] == 384
     assert data["chunking"] == {"max_tokens": 200, "overlap_sentences": 0}
-    assert data["format_version"] == FORMAT_VERSION == 2
+    assert data["format_version"] == FORMAT_VERSION == 3
+    assert data["segments"] == ["gen-000001"]
     assert data["counts"] == {"papers": 12, "passages": summary.passages}
     assert data["generation"] == "gen-000001"
     assert generations(folder) == ["gen-000001"]
@@ -88,7 +89,7 @@ def test_stored_rows_match_manifest_and_vectors(built, hea_papers):
     assert len(papers) == manifest_json(folder)["counts"]["papers"]
     assert len(passages) == manifest_json(folder)["counts"]["passages"]
     with IndexReader(folder) as reader:
-        assert reader.vectors.ntotal == len(passages)
+        assert reader.vector_count == len(passages)
         vectors = reader.vectors_of(p[0] for p in passages)
     assert vectors.shape == (len(passages), 384) and vectors.dtype == np.float32
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-3)
@@ -153,17 +154,21 @@ def test_second_file_adds_only_new_papers(index_copy, more_csv):
     assert after["generation"] == "gen-000002" != before["generation"]
     assert after["counts"]["papers"] == 14
     assert after["counts"]["passages"] == before["counts"]["passages"] + summary.passages
-    assert {k: v for k, v in after.items() if k not in ("generation", "counts")} == {
-        k: v for k, v in before.items() if k not in ("generation", "counts")
+    assert {k: v for k, v in after.items() if k not in ("generation", "counts", "segments")} == {
+        k: v for k, v in before.items() if k not in ("generation", "counts", "segments")
     }
-    assert generations(index_copy) == ["gen-000002"]  # the old generation is cleaned up
+    # the new papers are a segment of their own: the first one is not rewritten
+    assert after["segments"] == generations(index_copy) == ["gen-000001", "gen-000002"]
+    with IndexReader(index_copy) as reader:
+        assert [s.counts() for s in reader.segments] == [
+            (12, before["counts"]["passages"]), (2, summary.passages)]
 
     new_passages = all_passages(index_copy)
     assert new_passages[: len(old_passages)] == old_passages  # old rows keep their ids and text
     assert all_papers(index_copy)[: len(old_papers)] == old_papers
     with IndexReader(index_copy) as reader:
         assert np.array_equal(reader.vectors_of(p[0] for p in old_passages), old_vectors)
-        assert reader.vectors.ntotal == len(new_passages)
+        assert reader.vector_count == len(new_passages)
         added = all_papers(index_copy)[len(old_papers):]
     assert {p[3] for p in added} == {"Hot forging of NiCoCrV", "Creep of TiZrNbHfTa"}
 
