@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hea_rag.errors import ModelUnavailableError
+from hea_rag.onnx_encoder import DEFAULT_BACKEND
 from hea_rag.runtime import cpu_has_bf16, hub_reachable, looks_like_local_path, quiet_libraries
 
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
@@ -76,7 +77,7 @@ class Embedder:
         return np.ascontiguousarray(vectors, dtype="float32")
 
 
-def load_embedder(name: str = DEFAULT_EMBEDDER, backend: str = "torch") -> Embedder:
+def load_embedder(name: str = DEFAULT_EMBEDDER, backend: str = DEFAULT_BACKEND) -> Embedder:
     """Load an embedder by name; one clear error, naming the fix, when it cannot be had here.
     A `backend` other than torch runs an exported copy of the model (see onnx_encoder)."""
     path = resolve_model_path(name)

@@ -72,8 +72,13 @@ def corpus_sentences() -> list[str]:
 class PlantedEmbedder:
     """Stands in for the embedder: the vector planted for each query text."""
 
-    backend = "torch"
     dimension = DIMENSION
+
+    @property
+    def backend(self) -> str:
+        from hea_rag.onnx_encoder import DEFAULT_BACKEND
+
+        return DEFAULT_BACKEND
 
     def __init__(self, vectors: dict[str, object]):
         self.vectors = vectors
@@ -107,11 +112,12 @@ def build(folder: Path, size: int, sentences: list[str]):
     """A one-segment index of `size` synthetic papers (as `--compact` leaves it); its vectors."""
     import numpy as np
 
+    from hea_rag.onnx_encoder import DEFAULT_BACKEND
     from hea_rag.store import Manifest, commit_generation, compact_segments
 
     folder.mkdir(parents=True)
     manifest = Manifest(embedder="all-MiniLM-L6-v2", dimension=DIMENSION,
-                        chunking={"max_tokens": 200, "overlap_sentences": 0})
+                        chunking={"max_tokens": 200, "overlap_sentences": 0}, embedder_backend=DEFAULT_BACKEND)
     rng, all_vectors = random.Random(size), []
     for start in range(0, size, 50_000):  # batches of 50k keep the writer's memory bounded
         batch = synthetic_batch(min(50_000, size - start), start + 1, sentences, rng)

@@ -43,11 +43,13 @@ def index_env(tmp_path, monkeypatch) -> Path:
 
 @pytest.fixture(scope="session")
 def embedder():
-    """The real default MiniLM embedder (bundled, offline). Later `load_embedder` calls in the
-    same process, such as the one inside `index_paths`, reuse the imported libraries and are fast."""
+    """The real default MiniLM embedder (bundled, offline) on the default backend, the one
+    `index_paths` builds indexes with. Later `load_embedder` calls in the same process reuse
+    the imported libraries and are fast."""
     from hea_rag.embedder import load_embedder
+    from hea_rag.onnx_encoder import DEFAULT_BACKEND
 
-    return load_embedder()
+    return load_embedder(backend=DEFAULT_BACKEND)
 
 
 # --- invented corpora ---------------------------------------------------------------------

@@ -37,9 +37,11 @@ EMBEDDING_UNDER_WAY_CPU_S = 4.5
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory, embedder, corpus_csv):
-    """Index A (the invented corpus), built once; tests work on copies of it."""
+    """Index A (the invented corpus), built once; tests work on copies of it. On the torch
+    backend: the mapping of its weights file tells `model_loaded` that embedding is under way
+    (the ONNX backends embed file B in less CPU time than the check's fallback waits for)."""
     folder = tmp_path_factory.mktemp("crash") / "index-a"
-    index_paths([str(corpus_csv)], folder)
+    index_paths([str(corpus_csv)], folder, backend="torch")
     return folder
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hea_rag.embedder import DEFAULT_EMBEDDER, Embedder, MeanPoolingEncoder, resolve_model_path
+from hea_rag.embedder import DEFAULT_EMBEDDER, Embedder, MeanPoolingEncoder, load_embedder, resolve_model_path
 
 TEXTS = [
     "The refractory high-entropy alloy MoNbVTa0.5Cr was prepared by spark plasma sintering.",
@@ -21,8 +21,10 @@ TEXTS = [
 ]
 
 
-def test_default_embedder_equals_sentence_transformers(embedder):
+def test_default_embedder_equals_sentence_transformers():
     from sentence_transformers import SentenceTransformer
+
+    embedder = load_embedder(backend="torch")  # the other backends: test_embedder_backends.py
 
     assert isinstance(embedder.model, MeanPoolingEncoder)
     reference = Embedder("reference", SentenceTransformer(resolve_model_path(DEFAULT_EMBEDDER),

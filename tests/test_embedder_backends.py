@@ -45,8 +45,14 @@ def export_cache(tmp_path_factory):
         os.environ[ENV_CACHE] = old
 
 
+@pytest.fixture(scope="module")
+def torch_embedder():
+    return load_embedder(backend="torch")
+
+
 @pytest.mark.parametrize("backend", sorted(LEAST_COSINE))
-def test_backend_vectors_match_torch(embedder, backend):
+def test_backend_vectors_match_torch(torch_embedder, backend):
+    embedder = torch_embedder
     other = load_embedder(backend=backend)
     ours, reference = other.encode(TEXTS), embedder.encode(TEXTS)
     assert ours.shape == reference.shape == (len(TEXTS), 384)
@@ -82,6 +88,13 @@ def onnx_index(tmp_path_factory, corpus_csv) -> Path:
     return folder
 
 
+def test_the_default_backend_is_recorded(tmp_path, more_csv):
+    from hea_rag.onnx_encoder import DEFAULT_BACKEND
+
+    index_paths([str(more_csv)], tmp_path / "index")
+    assert Manifest.load(tmp_path / "index").embedder_backend == DEFAULT_BACKEND == "onnx-int8"
+
+
 def test_manifest_records_the_backend_and_queries_use_it(onnx_index):
     assert json.loads((onnx_index / "manifest.json").read_text())["embedder_backend"] == "onnx"
     with open_retriever(onnx_index) as retriever:
@@ -101,25 +114,27 @@ def test_adding_with_another_backend_is_refused(onnx_index, more_csv):
     assert (onnx_index / "manifest.json").read_text() == before
 
 
-def test_a_query_embedder_of_another_backend_is_refused(onnx_index, embedder):
+def test_a_query_embedder_of_another_backend_is_refused(onnx_index, torch_embedder):
     with IndexReader(onnx_index) as reader, pytest.raises(IndexMismatchError, match="backend 'onnx'"):
-        Retriever(reader, embedder)
+        Retriever(reader, torch_embedder)
 
 
 def test_rebuild_changes_the_backend(tmp_path, corpus_csv):
     folder = tmp_path / "index"
-    index_paths([str(corpus_csv)], folder)
+    index_paths([str(corpus_csv)], folder, backend="torch")
     assert Manifest.load(folder).embedder_backend == "torch"
     rebuild_index([], folder, backend="onnx-int8")
     manifest = Manifest.load(folder)
     assert manifest.embedder_backend == "onnx-int8"
+    rebuild_index([], folder)  # a rebuild keeps the backend unless told otherwise
+    assert Manifest.load(folder).embedder_backend == "onnx-int8"
     with open_retriever(folder) as retriever:
         assert retriever.search("Al0.3CoCrFeNi grain size")[0].paper.title == "Grain refinement of Al0.3CoCrFeNi"
 
 
 def test_an_index_from_before_backends_is_torch(tmp_path, corpus_csv):
     folder = tmp_path / "index"
-    index_paths([str(corpus_csv)], folder)
+    index_paths([str(corpus_csv)], folder, backend="torch")
     data = json.loads((folder / "manifest.json").read_text())
     del data["embedder_backend"]
     (folder / "manifest.json").write_text(json.dumps(data))
