@@ -21,7 +21,8 @@ _PHASE_FILLER = re.compile(
     r"^(?:[\s,;/+()&-]|and|or|with|plus|a|an|the|minor|major|solid|solutions?|phases?|"
     r"structures?|matrix|dual|single|two)*$", re.IGNORECASE)
 # phases named by a letter alone ("σ, Laves-C14 and μ"), besides synthesis's phase names
-_ANY_PHASE = re.compile(rf"Laves[- ]C1[45]|(?<!\w)(?:[σμηδ]|γ['′″]*)(?![\w′″'])|{PHASE.pattern}")
+_ANY_PHASE = re.compile(
+    rf"Laves[- ]C1[45]|(?<!\w)(?:[σμηδ]|γ['′″]*)(?![\w′″'])|{PHASE.pattern}")
 MOST_SHOWN = 5  # distinct values named in the line; more are counted
 
 

@@ -140,8 +140,8 @@ class Answerer:
             return
         self.on_stage("generating the answer")
         prompt, read = prepared
-        self.conclude(answer, self.generator.generate(prompt, self.settings.max_new_tokens, on_text),
-                      read)
+        output = self.generator.generate(prompt, self.settings.max_new_tokens, on_text)
+        self.conclude(answer, output, read)
 
     def prepare(self, answer: Answer, context: str | None, gate_hits: list[Hit]):
         """The gate before generating (`no_match`), then the prompt over the best `top_k` of the

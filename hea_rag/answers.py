@@ -26,9 +26,9 @@ from hea_rag.retrieve import Hit
 ALL = "all"
 # papers whose best passage is picked together while `--papers all` walks the filter's papers
 HIT_CHUNK = 16
-# prompts per pass through the model on CUDA; on the CPU one at a time, which measured as fast as
-# batches of 5 (scripts/bench_papers.py: prefill dominates and padding and the longest answer of
-# a batch cost more than the shared decoding steps save)
+# prompts per pass through the model on CUDA (not measured here); on the CPU one at a time:
+# batches measured slower there (scripts/bench_papers.py, N=5: 4.05 s against 3.87 s a question),
+# as reading the prompt dominates and a batch pays for its padding and its longest answer
 CUDA_BATCH = 8
 CPU_BATCH = 1
 
@@ -197,7 +197,8 @@ class PaperAnswerer:
 
 def pick_alloy(named: dict[str, str], asked: dict[str, str]) -> str:
     """Of the alloys a text names (element key -> spelling): one the question asks about, else
-    the first of three or more elements (NbC and TiN are compounds beside an HEA), else the first."""
+    the first of three or more elements (NbC and TiN are compounds beside an HEA), else the
+    first."""
     for key, name in named.items():
         if key in asked:
             return name

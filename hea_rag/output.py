@@ -363,7 +363,7 @@ class TextRows(_BufferedRows):
 
 
 def _print_row_block(row) -> None:
-    """`[rank] answer  alloy  doi  year  title`, then its evidence: plain, or styled on a terminal."""
+    """`[rank] answer  alloy  doi  year  title`, then its evidence (styled on a terminal)."""
     source, answer = row.source, row.answer
     evidence = answer.evidence.text if answer.evidence else ""
     if not stdout_is_tty():
