@@ -113,7 +113,8 @@ def cli() -> None:
 @click.option("--embedder-backend", type=click.Choice(BACKENDS), default=None,
               envvar="HEA_RAG_EMBEDDER_BACKEND", show_envvar=True,
               help="What runs the embedder (new index or --rebuild; the manifest records it and "
-                   f"queries use the same).  [default: {DEFAULT_BACKEND}]")
+                   f"queries use the same).  [default: {DEFAULT_BACKEND}; torch for embedders "
+                   "it cannot export]")
 @click.option("--compact", is_flag=True,
               help="Merge the index's segments (one per indexing run) into one, after adding "
                    "PATHS if given; searches keep working meanwhile.")

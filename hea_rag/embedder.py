@@ -77,10 +77,13 @@ class Embedder:
         return np.ascontiguousarray(vectors, dtype="float32")
 
 
-def load_embedder(name: str = DEFAULT_EMBEDDER, backend: str = DEFAULT_BACKEND) -> Embedder:
+def load_embedder(name: str = DEFAULT_EMBEDDER, backend: str | None = None) -> Embedder:
     """Load an embedder by name; one clear error, naming the fix, when it cannot be had here.
-    A `backend` other than torch runs an exported copy of the model (see onnx_encoder)."""
+    A `backend` other than torch runs an exported copy of the model (see onnx_encoder); None
+    means the default backend for models it can export, torch for the others."""
     path = resolve_model_path(name)
+    if backend is None:
+        backend = DEFAULT_BACKEND if MeanPoolingEncoder.fits(Path(path)) else "torch"
     if backend != "torch":
         return _load_exported(name, path, backend)
     quiet_libraries()

@@ -15,7 +15,6 @@ from hea_rag.embedder import DEFAULT_EMBEDDER, canonical_name, load_embedder
 from hea_rag.errors import IndexDamagedError, IndexMissingError
 from hea_rag.ingest import STDIN_NAME, Failed, Paper, Skipped, read_path
 from hea_rag.lexical import tokenize
-from hea_rag.onnx_encoder import DEFAULT_BACKEND
 from hea_rag.store import (
     MANIFEST,
     IndexReader,
@@ -218,7 +217,7 @@ def _read_paths(paths: Iterable[str], batch: _Batch, summary: IndexSummary,
 def _embed_and_commit(papers, folder, manifest, embedder_name, chunking, summary, on_progress,
                       backend=None):
     name = manifest.embedder if manifest else (embedder_name or DEFAULT_EMBEDDER)
-    backend = manifest.embedder_backend if manifest else (backend or DEFAULT_BACKEND)
+    backend = manifest.embedder_backend if manifest else backend  # None: load_embedder's default
     started = time.perf_counter()
     embedder = load_embedder(name, backend)
     summary.load_seconds = time.perf_counter() - started

@@ -168,16 +168,18 @@ class OnnxEncoder:
         return self._dimension
 
     def encode(self, texts: list[str], batch_size: int = 32, **_):
+        """One text at a time, whatever `batch_size`: int8's activation scales are computed
+        over the whole input, padding included, so a batched text's vector would depend on
+        its neighbours (and then a paper indexed alone would not match a one-shot index);
+        without padding it is also faster here (bench: 5.1 s against 8.3 s for 323 passages)."""
         import numpy as np
 
         vectors = []
-        for start in range(0, len(texts), batch_size):
-            ids, mask, types = _arrays(self._tokens.encode_batch([t.strip() for t in texts[start:start + batch_size]]))
-            states = self._run(ids, mask, types)
-            weights = mask[..., None].astype(np.float32)
-            pooled = (states * weights).sum(1) / np.maximum(weights.sum(1), 1e-9)
-            vectors.append(pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12))
-        return np.concatenate(vectors).astype(np.float32)
+        for text in texts:
+            ids, mask, types = _arrays([self._tokens.encode(text.strip())])
+            pooled = self._run(ids, mask, types)[0].mean(0)  # no padding: every token counts
+            vectors.append(pooled / max(float(np.linalg.norm(pooled)), 1e-12))
+        return np.stack(vectors).astype(np.float32) if vectors else np.zeros((0, self._dimension), np.float32)
 
 
 def _runner(model: Path, backend: str):

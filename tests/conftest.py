@@ -47,9 +47,8 @@ def embedder():
     `index_paths` builds indexes with. Later `load_embedder` calls in the same process reuse
     the imported libraries and are fast."""
     from hea_rag.embedder import load_embedder
-    from hea_rag.onnx_encoder import DEFAULT_BACKEND
 
-    return load_embedder(backend=DEFAULT_BACKEND)
+    return load_embedder()
 
 
 # --- invented corpora ---------------------------------------------------------------------

@@ -156,7 +156,7 @@ def test_dedup_sees_every_segment(tmp_path, corpus_csv, more_csv):
 
 def test_an_index_of_format_2_opens_and_grows_into_segments(tmp_path, corpus_csv, more_csv):
     folder = tmp_path / "index"
-    index_paths([str(corpus_csv)], folder)
+    index_paths([str(corpus_csv)], folder, backend="torch")  # format 2 knew only torch
     results = searches(folder)
     data = manifest(folder)
     for key in ("segments", "ann", "embedder_backend"):
