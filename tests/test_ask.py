@@ -102,7 +102,8 @@ def test_batch_from_stdin_in_order_with_abstention(folder):
 
 def test_given_context_skips_retrieval(tmp_path):
     context = tmp_path / "context.txt"
-    context.write_text("The CoCrNi alloy reached a yield strength of 1200 MPa at 77 K.")
+    context.write_text("Mechanical properties of CoCrNi at cryogenic temperature. "
+                       "The CoCrNi alloy reached a yield strength of 1200 MPa at 77 K.")
     result = CliRunner().invoke(cli, ["ask", "What is the yield strength of CoCrNi at 77 K?",
                                       "--context", f"@{context}", "--json", "--model",
                                       "smollm2-135m", "--index", str(tmp_path / "none")])

@@ -148,19 +148,19 @@ def test_written_in_domain_questions_are_refused_over_the_real_corpus(folder, sm
 
 
 def test_json_and_text_output_carry_reason_evidence_and_model_output(folder):
-    """With the shipped adapter: the density is answered; asked the yield strength at 1500 °C it
-    answers the paper's specific yield strength, which `ask` refuses as unsupported."""
+    """With the shipped adapter: the density is answered; asked the ductility of (Ti1.5V)3ZrNb it
+    answers with a strength in MPa, a unit no ductility has, which `ask` refuses as unsupported."""
     runner = CliRunner()
     base = ["--model", "smollm2-135m", "--index", str(folder)]
     density = "What is the density of MoNbVTa0.5Cr?"
-    wrong_unit = "What is the yield strength of MoNbVTa0.5Cr at 1500 °C?"
+    wrong_unit = "Can you tell me the ductility value for (Ti1.5V)3ZrNb at room temperature?"
     records = [json.loads(runner.invoke(cli, ["ask", q, "--json", *base]).stdout)
                for q in (density, wrong_unit, ABSENT_PROPERTY)]
     good, unsupported, no_match = records
     assert good["answerable"] and good["reason"] is None and good["model_output"] == good["answer"]
     assert set(good["evidence"]) == {"paper_id", "doi", "start", "end", "text"}
     assert not unsupported["answerable"] and unsupported["reason"] == "unsupported"
-    assert "kPa" in unsupported["model_output"] and "kPa" not in unsupported["answer"]
+    assert "MPa" in unsupported["model_output"] and "MPa" not in unsupported["answer"]
     assert unsupported["evidence"] is None and unsupported["sources"]
     assert no_match["reason"] == "no_match" and no_match["model_output"] is None
     assert no_match["evidence"] is None and no_match["sources"] == []

@@ -42,14 +42,17 @@ def test_ask_loads_the_shipped_adapter_and_no_adapter_turns_it_off(tmp_path):
     from hea_rag.cli import cli
 
     question = "What is the yield strength of CoCrNi at 77 K?"
-    context = "The CoCrNi alloy reached a yield strength of 1200 MPa at 77 K."
+    # a title and an abstract sentence, as the adapter was trained on (given one bare sentence,
+    # the adapter trained with synth pairs answers with its refusal)
+    context = ("Mechanical properties of CoCrNi at cryogenic temperature. "
+               "The CoCrNi alloy reached a yield strength of 1200 MPa at 77 K.")
     base = ["ask", question, "--context", context, "--json", "--model", "smollm2-135m",
             "--index", str(tmp_path / "none")]
     with_adapter = json.loads(CliRunner().invoke(cli, base).stdout)
     without = json.loads(CliRunner().invoke(cli, base + ["--no-adapter"]).stdout)
     assert with_adapter["adapter"] == str(SHIPPED) and without["adapter"] is None
     assert with_adapter["answerable"] and with_adapter["answer"] == "1200 MPa"
-    assert with_adapter["evidence"]["text"] == context
+    assert with_adapter["evidence"]["text"] == context.split(". ", 1)[1]
 
 
 @pytest.fixture(scope="module")
