@@ -540,7 +540,7 @@ def info(index_dir, as_json) -> None:
 @click.option("--paraphraser", default=None, metavar="MODEL",
               help="Also ask each pair in a causal LM's words (smollm2-135m, a hub id or a "
                    "folder); a rewrite is kept only when it keeps the alloys, properties, values "
-                   "and what is asked, and gives no answer away. About 1-2 s per pair on a CPU.")
+                   "and what is asked, and gives no answer away. Slow on a CPU: seconds per pair.")
 @click.option("--paraphrase-share", type=click.FloatRange(0, 1), default=1.0, show_default=True,
               help="Share of the pairs given to --paraphraser (a fixed draw per question).")
 def synth(index_dir, output, per_paper, selection, heldout_fraction, seed, paraphraser,
