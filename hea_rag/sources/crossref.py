@@ -9,7 +9,7 @@ from urllib.parse import quote
 from hea_rag.ingest.doi import normalize_doi
 from hea_rag.ingest.records import normalize_text
 from hea_rag.sources.client import ApiClient, FetchError
-from hea_rag.sources.work import Missing, Query, Work, malformed, tidy
+from hea_rag.sources.work import Missing, Query, Work, lookup_dois, malformed, tidy
 
 NAME = "crossref"
 PAGE_SIZE = 100
@@ -110,15 +110,8 @@ def _parsed(obj: object, what: str, reply) -> Work:
 
 def lookup(client: ApiClient, dois: list[str]) -> Iterator[Work | Missing]:
     """One work per DOI at /works/{DOI}; a 404 (plain text "Resource not found.") is a Missing."""
-    for doi in dois:
-        what = f"{NAME}: {doi}"
-        reply = client.get(NAME, "/works/" + quote(doi, safe=""), {}, what)
-        if reply.status == 404:
-            yield Missing(NAME, doi, "not found (HTTP 404)")
-        elif reply.status != 200:
-            raise FetchError(f"{what}: HTTP {reply.status}")
-        else:
-            yield _parsed(_message(reply, what), what, reply)
+    return lookup_dois(client, NAME, dois, lambda doi: "/works/" + quote(doi, safe=""),
+                       lambda reply, what: _parsed(_message(reply, what), what, reply))
 
 
 def search_params(query: Query) -> dict:

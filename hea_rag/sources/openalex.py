@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 from hea_rag.ingest.doi import normalize_doi
 from hea_rag.sources.client import ApiClient, FetchError
-from hea_rag.sources.work import Missing, Query, Work, malformed, tidy
+from hea_rag.sources.work import Missing, Query, Work, lookup_dois, malformed, tidy
 
 NAME = "openalex"
 PAGE_SIZE = 200  # the most OpenAlex returns per page
@@ -49,15 +49,8 @@ def _parsed(obj: object, what: str, reply) -> Work:
 
 def lookup(client: ApiClient, dois: list[str]) -> Iterator[Work | Missing]:
     """One work per DOI, at /works/https://doi.org/{DOI}; a 404 is a Missing, the rest go on."""
-    for doi in dois:
-        what = f"{NAME}: {doi}"
-        reply = client.get(NAME, "/works/https://doi.org/" + quote(doi, safe=""), {}, what)
-        if reply.status == 404:
-            yield Missing(NAME, doi, "not found (HTTP 404)")
-        elif reply.status != 200:
-            raise FetchError(f"{what}: HTTP {reply.status}")
-        else:
-            yield _parsed(reply.json(what), what, reply)
+    return lookup_dois(client, NAME, dois, lambda doi: "/works/https://doi.org/" + quote(doi, safe=""),
+                       lambda reply, what: _parsed(reply.json(what), what, reply))
 
 
 def search_params(query: Query) -> dict:

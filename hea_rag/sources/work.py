@@ -81,3 +81,19 @@ def malformed(what: str, error: Exception) -> Exception:
     from hea_rag.sources.client import FetchError
 
     return FetchError(f"{what}: malformed response ({type(error).__name__}: {error})")
+
+
+def lookup_dois(client, name: str, dois: list[str], path_of, work_of):
+    """One work per DOI from `client.get(name, path_of(doi))`: a 404 is a Missing and the other
+    DOIs go on; any other failure status ends the run. `work_of(reply, what)` parses a reply."""
+    from hea_rag.sources.client import FetchError
+
+    for doi in dois:
+        what = f"{name}: {doi}"
+        reply = client.get(name, path_of(doi), {}, what)
+        if reply.status == 404:
+            yield Missing(name, doi, "not found (HTTP 404)")
+        elif reply.status != 200:
+            raise FetchError(f"{what}: HTTP {reply.status}")
+        else:
+            yield work_of(reply, what)
