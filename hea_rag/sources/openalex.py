@@ -49,7 +49,8 @@ def _parsed(obj: object, what: str, reply) -> Work:
 
 def lookup(client: ApiClient, dois: list[str]) -> Iterator[Work | Missing]:
     """One work per DOI, at /works/https://doi.org/{DOI}; a 404 is a Missing, the rest go on."""
-    return lookup_dois(client, NAME, dois, lambda doi: "/works/https://doi.org/" + quote(doi, safe=""),
+    return lookup_dois(client, NAME, dois,
+                       lambda doi: "/works/https://doi.org/" + quote(doi, safe=""),
                        lambda reply, what: _parsed(reply.json(what), what, reply))
 
 
