@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from api_replay import replay_server  # noqa: E402
+from api_replay import recorded_title_search, replay_server  # noqa: E402
 
 from hea_rag.config import shared_dir  # noqa: E402
 from hea_rag.sources import arxiv, crossref, openalex  # noqa: E402
@@ -72,7 +72,7 @@ def parse_speed(repeat: int) -> dict[str, tuple[int, float]]:
 
 LOOKUPS = [  # every recorded single-work answer and list, as `hea-rag fetch` asks for them
     ["--doi", "10.1073/pnas.1414271111", "10.1016/j.addr.2015.01.008", "10.1021/acs.jctc.5b00178"],
-    ["--title", "Effect of native oxide layers on copper thin-film tensile properties: A reactive molecular dynamics study"],
+    ["--title", recorded_title_search(API, "copper-native-oxide")],
     ["--title", "Augmenting large language models with chemistry tools"],
     ["--source", "crossref", "--doi", "10.1063/1.4938384", "10.1073/pnas.1414271111",
      "10.1016/j.addr.2015.01.008", "10.1021/acs.jctc.2c01235", "10.1038/s42256-024-00832-8"],

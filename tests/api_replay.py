@@ -105,3 +105,14 @@ def replay_server(api_dir: Path) -> LocalServer:
         return answers.get(_key(path, query), unrecorded)
 
     return LocalServer(respond)
+
+
+def recorded_title_search(api_dir: Path, file_part: str) -> str:
+    """The title a recorded OpenAlex title search asked for (read from records.json at run time,
+    so the recorded data stays in ../shared)."""
+    import json
+    from urllib.parse import parse_qs, urlsplit
+
+    records = json.loads((api_dir / "records.json").read_text(encoding="utf-8"))
+    uri = next(r["uri"] for r in records if file_part in r["file"] and "openalex" in r["file"])
+    return parse_qs(urlsplit(uri).query)["filter"][0].removeprefix("title.search:")

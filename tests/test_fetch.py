@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from api_replay import LocalServer, replay_server
+from api_replay import LocalServer, recorded_title_search, replay_server
 from click.testing import CliRunner
 
 from hea_rag.cli import cli
@@ -27,8 +27,6 @@ from hea_rag.sources.fetch import ids_in_text
 CU_DOI = "10.1063/1.4938384"  # in both OpenAlex and Crossref, the abstracts agree
 ADDR_DOI = "10.1016/j.addr.2015.01.008"  # an abstract in OpenAlex only
 PNAS_DOI = "10.1073/pnas.1414271111"
-CU_TITLE = ("Effect of native oxide layers on copper thin-film tensile properties: "
-            "A reactive molecular dynamics study")
 JSON_KEYS = ["doi", "title", "abstract", "year", "authors", "journal", "source", "url",
              "retrieved_at"]
 
@@ -46,6 +44,12 @@ def fetch_env(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def api_dir(shared_dir) -> Path:
     return shared_dir / "data" / "real_world" / "api"
+
+
+@pytest.fixture(scope="session")
+def cu_title(api_dir) -> str:
+    """The Cu thin-film paper's title, as the recorded title search asked for it."""
+    return recorded_title_search(api_dir, "copper-native-oxide")
 
 
 @pytest.fixture
@@ -216,8 +220,8 @@ def test_lookups_of_every_recorded_work_through_the_cli(replay):
         ("Heat-bath random walks with Markov bases", 2016), ("0", 2021)]
 
 
-def test_searches_of_every_recorded_list_through_the_cli(replay):
-    cu = fetch("--title", CU_TITLE)
+def test_searches_of_every_recorded_list_through_the_cli(replay, cu_title):
+    cu = fetch("--title", cu_title)
     assert cu.exit_code == 0, cu.output
     assert [r["doi"] for r in records(cu.stdout)] == [CU_DOI]
     chem = records(fetch("--title", "Augmenting large language models with chemistry tools").stdout)
@@ -225,7 +229,7 @@ def test_searches_of_every_recorded_list_through_the_cli(replay):
     paperqa = records(fetch("--title", "PaperQA: Retrieval-Augmented Generative Agent for "
                                        "Scientific Research").stdout)
     assert [r["doi"] for r in paperqa] == ["10.48550/arxiv.2312.07559"]
-    cr = records(fetch("--source", "crossref", "--title", CU_TITLE).stdout)
+    cr = records(fetch("--source", "crossref", "--title", cu_title).stdout)
     assert [r["doi"] for r in cr] == [CU_DOI] and len(cr[0]["abstract"]) == 2037
     widgets = records(fetch("--source", "crossref", "widget", "--limit", "20").stdout)
     assert len(widgets) == 20 and sum(bool(r["abstract"]) for r in widgets) == 1
@@ -475,7 +479,7 @@ def test_output_file_and_usage_errors(replay, tmp_path):
 
 
 @pytest.mark.slow
-def test_fetch_into_the_index_then_search_finds_it(replay, tmp_path, embedder):
+def test_fetch_into_the_index_then_search_finds_it(replay, tmp_path, embedder, cu_title):
     folder = tmp_path / "index"
     ids = tmp_path / "refs.bib"  # one with an abstract, two without (Crossref has none)
     ids.write_text(f"@article{{a, doi={{{CU_DOI}}}}}\n@article{{b, doi={{{ADDR_DOI}}}}}\n"
@@ -486,7 +490,7 @@ def test_fetch_into_the_index_then_search_finds_it(replay, tmp_path, embedder):
     assert f"{folder}: added 1 papers" in result.stderr and "2 skipped" in result.stderr
     assert f"skipped crossref {ADDR_DOI}: no abstract in crossref" in result.stderr
     assert "skipped crossref 10.1021/acs.jctc.2c01235: no abstract in crossref" in result.stderr
-    again = fetch("--title", CU_TITLE, "--index", str(folder))  # the same paper from OpenAlex
+    again = fetch("--title", cu_title, "--index", str(folder))  # the same paper from OpenAlex
     assert "added 0 papers" in again.stderr and "1 duplicates" in again.stderr
     hits = CliRunner().invoke(cli, ["search", "oxide layers on copper thin films", "--json",
                                     "--index", str(folder)])
