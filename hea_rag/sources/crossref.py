@@ -9,7 +9,7 @@ from urllib.parse import quote
 from hea_rag.ingest.doi import normalize_doi
 from hea_rag.ingest.records import normalize_text
 from hea_rag.sources.client import ApiClient, FetchError
-from hea_rag.sources.work import Missing, Query, Work, lookup_dois, malformed, tidy
+from hea_rag.sources.work import Missing, Query, Work, lookup_dois, malformed, parsed_work, tidy
 
 NAME = "crossref"
 PAGE_SIZE = 100
@@ -102,10 +102,7 @@ def _message(reply, what: str) -> dict:
 
 
 def _parsed(obj: object, what: str, reply) -> Work:
-    try:
-        return parse_work(obj, reply.retrieved_at, reply.from_cache)
-    except (AttributeError, KeyError, TypeError, ValueError) as error:
-        raise malformed(what, error) from None
+    return parsed_work(parse_work, obj, what, reply)
 
 
 def lookup(client: ApiClient, dois: list[str]) -> Iterator[Work | Missing]:

@@ -97,3 +97,12 @@ def lookup_dois(client, name: str, dois: list[str], path_of, work_of):
             raise FetchError(f"{what}: HTTP {reply.status}")
         else:
             yield work_of(reply, what)
+
+
+def parsed_work(parse_work, obj: object, what: str, reply) -> Work:
+    """`parse_work(obj, ...)` for a reply's work object; a shape that is not the API's is a
+    named FetchError, never a traceback."""
+    try:
+        return parse_work(obj, reply.retrieved_at, reply.from_cache)
+    except (AttributeError, KeyError, TypeError, ValueError) as error:
+        raise malformed(what, error) from None
