@@ -8,8 +8,17 @@ from urllib.parse import quote
 
 from hea_rag.ingest.doi import normalize_doi
 from hea_rag.ingest.records import normalize_text
-from hea_rag.sources.client import ApiClient, FetchError
-from hea_rag.sources.work import Missing, Query, Work, lookup_dois, malformed, parsed_work, tidy
+from hea_rag.sources.client import ApiClient
+from hea_rag.sources.work import (
+    Missing,
+    Query,
+    Work,
+    cursor_search,
+    lookup_dois,
+    malformed,
+    parsed_work,
+    tidy,
+)
 
 NAME = "crossref"
 PAGE_SIZE = 100
@@ -122,16 +131,9 @@ def search_params(query: Query) -> dict:
 
 def search(client: ApiClient, query: Query) -> Iterator[Work]:
     """Up to `query.limit` works, following Crossref's `next-cursor` (deep paging)."""
-    params, got, what = search_params(query), 0, f"{NAME}: search {query.text!r}"
-    while True:
-        reply = client.get(NAME, "/works", params, what)
-        if reply.status != 200:
-            raise FetchError(f"{what}: HTTP {reply.status}")
-        message = _message(reply, what)
-        items = message.get("items") or []
-        for obj in items[: query.limit - got]:
-            yield _parsed(obj, what, reply)
-            got += 1
-        if got >= query.limit or not items or not message.get("next-cursor"):
-            return
-        params["cursor"] = message["next-cursor"]
+    return cursor_search(client, NAME, query, search_params(query), _items_page, parse_work)
+
+
+def _items_page(reply, what: str) -> tuple[list, str | None]:
+    message = _message(reply, what)
+    return list(message.get("items") or []), message.get("next-cursor")

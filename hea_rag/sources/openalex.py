@@ -6,8 +6,17 @@ from collections.abc import Iterator
 from urllib.parse import quote
 
 from hea_rag.ingest.doi import normalize_doi
-from hea_rag.sources.client import ApiClient, FetchError
-from hea_rag.sources.work import Missing, Query, Work, lookup_dois, malformed, parsed_work, tidy
+from hea_rag.sources.client import ApiClient
+from hea_rag.sources.work import (
+    Missing,
+    Query,
+    Work,
+    cursor_search,
+    lookup_dois,
+    malformed,
+    parsed_work,
+    tidy,
+)
 
 NAME = "openalex"
 PAGE_SIZE = 200  # the most OpenAlex returns per page
@@ -70,19 +79,8 @@ def search_params(query: Query) -> dict:
 
 def search(client: ApiClient, query: Query) -> Iterator[Work]:
     """Up to `query.limit` works, following OpenAlex's cursor from page to page."""
-    params, got, what = search_params(query), 0, f"{NAME}: search {query.text!r}"
-    while True:
-        reply = client.get(NAME, "/works", params, what)
-        if reply.status != 200:
-            raise FetchError(f"{what}: HTTP {reply.status}")
-        page = reply.json(what)
-        results, cursor = _page(page, what)
-        for obj in results[: query.limit - got]:
-            yield _parsed(obj, what, reply)
-            got += 1
-        if got >= query.limit or not results or not cursor:
-            return
-        params["cursor"] = cursor
+    return cursor_search(client, NAME, query, search_params(query),
+                         lambda reply, what: _page(reply.json(what), what), parse_work)
 
 
 def _page(page: object, what: str) -> tuple[list, str | None]:

@@ -106,3 +106,22 @@ def parsed_work(parse_work, obj: object, what: str, reply) -> Work:
         return parse_work(obj, reply.retrieved_at, reply.from_cache)
     except (AttributeError, KeyError, TypeError, ValueError) as error:
         raise malformed(what, error) from None
+
+
+def cursor_search(client, name: str, query: Query, params: dict, page_of, parse_work):
+    """Up to `query.limit` works of a search, page after page: `page_of(reply, what)` gives a
+    page's (work objects, next cursor), sent back as `cursor` until a page is empty or has none."""
+    from hea_rag.sources.client import FetchError
+
+    got, what = 0, f"{name}: search {query.text!r}"
+    while True:
+        reply = client.get(name, "/works", params, what)
+        if reply.status != 200:
+            raise FetchError(f"{what}: HTTP {reply.status}")
+        objects, cursor = page_of(reply, what)
+        for obj in objects[: query.limit - got]:
+            yield parsed_work(parse_work, obj, what, reply)
+            got += 1
+        if got >= query.limit or not objects or not cursor:
+            return
+        params["cursor"] = cursor
