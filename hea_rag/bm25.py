@@ -1,85 +1,117 @@
-"""BM25 with corpus-wide statistics over several FTS5 tables (one per index segment).
+"""BM25 over every segment's postings (hea_rag.postings), with corpus-wide statistics.
 
-FTS5's own `bm25()` only knows the table it runs in: the same paper would score differently in
-a small new segment than in a big old one. So each segment finds its own best matches (FTS5's
-ranking, `depth` of them), and those are scored again here with FTS5's formula (k1 = 1.2,
-b = 0.75, idf floored at 1e-6) but with the row count, average length and document frequencies
-of all segments together. For one segment this gives FTS5's scores exactly.
+The formula is FTS5's (k1 = 1.2, b = 0.75, idf = log((N - n + 0.5) / (n + 0.5)) floored at
+1e-6), with N, the average row length and each term's n summed over all segments: a paper
+scores the same whether it sits in a small new segment or a big old one, and an index cut into
+many segments ranks exactly as one segment does.
+
+A term held by more than half of the rows has the floor idf: it changes a score by at most
+2.2e-6, so it is added only where that can change the result: to rows within that margin of
+the `limit`-th best, or to every row when fewer than `limit` rows hold any other term. Scores
+are float32 sums in one fixed term order, so a row's score does not depend on the segments.
 """
 
 from __future__ import annotations
 
 import math
 import re
-import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from hea_rag.lexical import TOKEN_SYMBOLS
+from hea_rag.postings import Postings
 
 K1, B = 1.2, 0.75
-
-
-@dataclass(frozen=True)
-class TableStats:
-    rows: int
-    tokens: int
-
-
-def fts_query(tokens: Sequence[str]) -> str:
-    """Each distinct token a quoted phrase, ORed: what the lexical search asks FTS5."""
-    return " OR ".join('"' + token.replace('"', '""') + '"' for token in dict.fromkeys(tokens))
-
-
-def table_stats(db: sqlite3.Connection, table: str) -> TableStats:
-    """Rows and tokens of an FTS5 table, from its own averages record (id 1 of `%_data`)."""
-    row = db.execute(f"SELECT block FROM {table}_data WHERE id = 1").fetchone()
-    if row is None or not row[0]:
-        return TableStats(0, 0)
-    rows, offset = _varint(row[0], 0)
-    tokens, _ = _varint(row[0], offset)
-    return TableStats(rows, tokens)
-
-
-def _varint(blob: bytes, offset: int) -> tuple[int, int]:
-    """SQLite's variable-length integer: 7 bits a byte, high bit set while more follow; a 9th
-    byte gives all its 8 bits."""
-    value = 0
-    for i in range(8):
-        byte = blob[offset + i]
-        value = (value << 7) | (byte & 0x7F)
-        if not byte & 0x80:
-            return value, offset + i + 1
-    return (value << 8) | blob[offset + 8], offset + 9
+FLOOR_IDF = 1e-6
 
 
 def fts_tokens(text: str) -> list[str]:
     """What FTS5's unicode61 tokenizer (token characters: categories L* N* Co and ours, case
-    folded, diacritics kept) makes of a text: used to count a query's phrases in a candidate
-    row. `\\w` is L* N* and `_`, which is among our token characters."""
+    folded, diacritics kept) makes of a text. `\\w` is L* N* and `_`, which is among our token
+    characters."""
     return [token.lower() for token in _FTS_TOKEN.findall(text)]
 
 
 _FTS_TOKEN = re.compile("[\\w\ue000-\uf8ff" + re.escape(TOKEN_SYMBOLS) + "]+")
 
 
-def _occurrences(phrase: list[str], row: list[str]) -> int:
-    width = len(phrase)
-    return sum(1 for i in range(len(row) - width + 1) if row[i:i + width] == phrase) if width else 0
+def query_terms(tokens: Sequence[str]) -> list[str]:
+    """The distinct terms of a query's lexical tokens, in order. (A token FTS5 would read as a
+    phrase of several terms counts as those terms.)"""
+    return list(dict.fromkeys(term for token in tokens for term in fts_tokens(token)))
 
 
-def corpus_scores(tokens: Sequence[str], candidates: dict[int, str], stats: TableStats,
-                  frequencies: dict[str, int]) -> dict[int, float]:
-    """rowid -> BM25 (positive, higher is better) of each candidate row (rowid -> its indexed
-    text), with `stats` and `frequencies` (rows holding each query token) over all segments."""
-    phrases = {token: fts_tokens(token) for token in dict.fromkeys(tokens)}
-    average = stats.tokens / stats.rows if stats.rows else 1.0
-    idf = {token: max(math.log((stats.rows - frequencies.get(token, 0) + 0.5)
-                               / (frequencies.get(token, 0) + 0.5)), 0.0) or 1e-6 for token in phrases}
-    scores = {}
-    for rowid, text in candidates.items():
-        row = fts_tokens(text)
-        norm = K1 * (1 - B + B * len(row) / average)
-        hits = {token: _occurrences(phrase, row) for token, phrase in phrases.items()}
-        scores[rowid] = sum(idf[t] * (n * (K1 + 1)) / (n + norm) for t, n in hits.items() if n)
-    return scores
+def best_rows(tables: Sequence[Postings], tokens: Sequence[str], limit: int) -> list[tuple[int, float]]:
+    """(rowid, BM25) of the `limit` best rows of all segments' postings of one table, best
+    first (ties by rowid); only rows holding a query term."""
+    terms = query_terms(tokens)
+    if not terms or limit < 1:
+        return []
+    spans = [table.spans(terms) for table in tables]
+    rows = sum(table.size for table in tables)
+    average = sum(table.total_length for table in tables) / rows if rows else 1.0
+    held = {term: sum(found[term][1] for found in spans if term in found) for term in terms}
+    idf = {term: max(math.log((rows - n + 0.5) / (n + 0.5)), 0.0) or FLOOR_IDF for term, n in held.items() if n}
+    found = []
+    for table, table_spans in zip(tables, spans):
+        weights = [(table_spans[t], idf[t]) for t in idf if t in table_spans]
+        found += _segment_best(table, weights, table.norms(average, K1, B), limit)
+    return sorted(found, key=lambda item: (-item[1], item[0]))[:limit]
+
+
+def _segment_best(table: Postings, weights, norms, limit: int) -> list[tuple[int, float]]:
+    import numpy as np
+
+    if not weights:
+        return []
+    common = [w for w in weights if w[1] == FLOOR_IDF]
+    scores = np.zeros(table.size, dtype=np.float32)
+    for span, idf in (w for w in weights if w[1] != FLOOR_IDF):
+        rows = table.rows[span[0]:span[0] + span[1]]
+        scores[rows] += _term_scores(table, span, idf, norms[rows])
+    if common:
+        _add_common_terms(table, scores, common, norms, limit)
+    return _top(table, scores, limit)
+
+
+def _term_scores(table: Postings, span: tuple[int, int], idf: float, norms):
+    """One term's BM25 part for the rows it holds (in posting order)."""
+    return _part(idf, table.counts[span[0]:span[0] + span[1]], norms)
+
+
+def _part(idf: float, counts, norms):
+    """BM25's part for one term: the same float32 operations wherever a row is scored."""
+    counts = counts.astype("float32")
+    return idf * counts * (K1 + 1) / (counts + norms)
+
+
+def _add_common_terms(table: Postings, scores, common, norms, limit: int) -> None:
+    """Add the floor-idf terms to the rows whose place among the best `limit` they can change."""
+    import numpy as np
+
+    matched = int(np.count_nonzero(scores))
+    if matched < limit:
+        chosen = None  # every row: rows holding only common terms fill the list
+    else:
+        kth = np.partition(scores, len(scores) - limit)[len(scores) - limit]
+        margin = sum(idf for _, idf in common) * (K1 + 1)
+        chosen = np.flatnonzero(scores >= kth - margin)
+    for span, idf in common:
+        rows = table.rows[span[0]:span[0] + span[1]]
+        if chosen is None:
+            scores[rows] += _term_scores(table, span, idf, norms[rows])
+            continue
+        where = np.searchsorted(rows, chosen)
+        hit = where < len(rows)
+        hit[hit] = rows[where[hit]] == chosen[hit]
+        scores[chosen[hit]] += _part(idf, table.counts[span[0]:span[0] + span[1]][where[hit]], norms[chosen[hit]])
+
+
+def _top(table: Postings, scores, limit: int) -> list[tuple[int, float]]:
+    """The rows of the `limit` best scores, with every row tied with the last of them."""
+    import numpy as np
+
+    positive = np.flatnonzero(scores > 0)
+    if len(positive) > limit:
+        kth = np.partition(scores[positive], len(positive) - limit)[len(positive) - limit]
+        positive = positive[scores[positive] >= kth]
+    return [(int(table.rowids[i]), float(scores[i])) for i in positive]

@@ -1,5 +1,6 @@
-"""One immutable segment of an index: a folder holding `index.sqlite` (papers, passages, FTS5)
-and `vectors.faiss` for the papers that one `index` run added.
+"""One immutable segment of an index: a folder holding `index.sqlite` (papers, passages, FTS5,
+the lexicon), `vectors.faiss` and the postings arrays (hea_rag.postings) for the papers that one
+`index` run added.
 
 Ids are global: a segment's papers and passages continue the numbering of the segments before
 it, so ids grow with the segment order and a merge keeps every id. A segment of at least
@@ -15,7 +16,7 @@ from bisect import bisect_right
 from collections.abc import Sequence
 from pathlib import Path
 
-from hea_rag.bm25 import TableStats, table_stats
+from hea_rag import postings
 from hea_rag.errors import IndexDamagedError
 
 SQLITE_FILE = "index.sqlite"
@@ -50,7 +51,7 @@ def connect_read_only(path: Path) -> sqlite3.Connection:
 
 
 class Segment:
-    """Read-only view of one segment. Both files are opened at once: a writer deletes replaced
+    """Read-only view of one segment. Every file is opened at once: a writer deletes replaced
     segments right after switching the manifest, and on Linux an open file outlives its
     unlinking, so a reader keeps what it opened."""
 
@@ -59,16 +60,43 @@ class Segment:
         self._faiss_file = open(path / FAISS_FILE, "rb")
         try:
             self.db = connect_read_only(path / SQLITE_FILE)
+            self._postings_files = postings.open_files(path)
         except BaseException:
             self._faiss_file.close()
             raise
         self._vectors = None
-        self._stats: dict[str, TableStats] = {}
-        self._frequencies: dict[tuple[str, str], int] = {}
+        self._postings: dict[str, postings.Postings] = {}
 
     def close(self) -> None:
         self.db.close()
         self._faiss_file.close()
+        postings.close_files(self._postings_files)
+
+    @property
+    def has_postings_files(self) -> bool:
+        return self._postings_files is not None
+
+    def postings(self, table: str) -> postings.Postings:
+        """A lexical table's postings: mapped from the segment's files, or built from its rows
+        for a segment written before postings existed."""
+        if table not in self._postings:
+            if self._postings_files is None:
+                self._postings[table] = postings.built(self.rows, table)
+            else:
+                self._postings[table] = self._mapped_postings(table)
+        return self._postings[table]
+
+    def _mapped_postings(self, table: str) -> postings.Postings:
+        """The postings files of `table`, checked against the rows they index."""
+        try:
+            found = postings.mapped(self._postings_files[table], self.rows, table)
+        except postings.UnreadablePostings as error:
+            raise damaged(self.index_folder, error.path, f"not readable postings ({error.problem})") from None
+        rows = self.counts()[postings.TABLES.index(table)]
+        if found.size != rows or len(found.rows) != len(found.counts):
+            path = postings.array_path(self.path, table, "rowids")
+            raise damaged(self.index_folder, path, f"postings of {found.size} rows, {SQLITE_FILE} holds {rows}")
+        return found
 
     def rows(self, sql: str, params: Sequence = ()) -> list[tuple]:
         """All rows of a query; a damaged database file becomes one error naming it."""
@@ -111,33 +139,6 @@ class Segment:
     def last_ids(self) -> tuple[int, int]:
         (papers, passages), = self.rows("SELECT (SELECT MAX(id) FROM papers), (SELECT MAX(id) FROM passages)")
         return papers or 0, passages or 0
-
-    def stats(self, table: str) -> TableStats:
-        if table not in self._stats:
-            try:
-                self._stats[table] = table_stats(self.db, table)
-            except sqlite3.DatabaseError as error:
-                raise damaged(self.index_folder, self.path / SQLITE_FILE, f"damaged or unreadable ({error})") from None
-        return self._stats[table]
-
-    def match(self, table: str, query: str, limit: int) -> list[tuple[int, float]]:
-        """(rowid, this segment's own BM25) of its best rows for an FTS5 query."""
-        rows = self.rows(f"SELECT rowid, -bm25({table}) AS score FROM {table} "
-                         f"WHERE {table} MATCH ? ORDER BY score DESC LIMIT ?", (query, limit))
-        return [(int(rowid), float(score)) for rowid, score in rows]
-
-    def matching_rows(self, table: str, phrase: str) -> int:
-        """How many rows of `table` hold the phrase: its document frequency here (kept: the
-        segment never changes)."""
-        if (table, phrase) not in self._frequencies:
-            quoted = '"' + phrase.replace('"', '""') + '"'
-            self._frequencies[table, phrase] = int(self.rows(
-                f"SELECT COUNT(*) FROM {table} WHERE {table} MATCH ?", (quoted,))[0][0])
-        return self._frequencies[table, phrase]
-
-    def indexed_texts(self, table: str, rowids: Sequence[int]) -> dict[int, str]:
-        marks = ",".join("?" * len(rowids))
-        return dict(self.rows(f"SELECT rowid, tokens FROM {table} WHERE rowid IN ({marks})", list(rowids)))
 
 
 def route(ids, starts: list[int]) -> dict[int, list[int]]:

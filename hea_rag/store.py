@@ -1,11 +1,11 @@
-"""The on-disk index: immutable segments (each a SQLite file with papers, passages and FTS5, and
-a FAISS file), tied together by a manifest.
+"""The on-disk index: immutable segments (each a SQLite file with papers, passages, FTS5 token
+tables and the lexicon, a FAISS file, and postings arrays), tied together by a manifest.
 
 Layout of an index folder:
 
     manifest.json          format version, embedder, chunking, counts, the live segments
-    gen-000001/index.sqlite, gen-000001/vectors.faiss    the papers of the first `index` run
-    gen-000004/index.sqlite, gen-000004/vectors.faiss    those of a later run
+    gen-000001/index.sqlite, vectors.faiss, *_fts.*.npy    the papers of the first `index` run
+    gen-000004/...         those of a later run
     .lock                  held by a writer
 
 Writers never touch a live segment. An `index` run writes what it adds as a new segment, flushes
@@ -36,7 +36,8 @@ from hea_rag.errors import (
 )
 from hea_rag.ingest.records import Paper, Section
 from hea_rag.lexical import TOKEN_SYMBOLS
-from hea_rag.bm25 import TableStats, corpus_scores, fts_query
+from hea_rag.bm25 import best_rows
+from hea_rag.postings import TABLES as LEXICAL_TABLES, write_postings
 from hea_rag.onnx_encoder import BACKENDS
 from hea_rag.segment import (  # noqa: F401 - connect_read_only and the names are used beside
     DEFAULT_ANN,
@@ -279,7 +280,7 @@ class IndexReader:
         SQLite's quick_check, and FAISS vectors = SQLite passages = manifest counts.
         """
         found: list[str] = []
-        for check in (self._database_problems, self._vector_problems):
+        for check in (self._database_problems, self._vector_problems, self._postings_problems):
             try:
                 found += check()
             except IndexDamagedError as error:
@@ -311,6 +312,13 @@ class IndexReader:
                          f"{expected['papers']} and {expected['passages']}")
         return found
 
+    def _postings_problems(self) -> list[str]:
+        """Reading each postings file checks it (a segment without them has nothing to check)."""
+        for segment in (s for s in self.segments if s.has_postings_files):
+            for table in LEXICAL_TABLES:
+                segment.postings(table)
+        return []
+
     def _vector_problems(self) -> list[str]:
         for segment in self.segments:
             self._vectors(segment)  # reading them checks their count
@@ -340,25 +348,12 @@ class IndexReader:
         """(paper or passage id, BM25 score) pairs, best first; positive, higher is better.
 
         `papers_fts` scores whole abstracts (an alloy named in one sentence and its property in
-        the next still match together); `passages_fts` scores single passages. Over several
-        segments the statistics are corpus-wide (see hea_rag.bm25).
+        the next still match together); `passages_fts` scores single passages. The statistics
+        are corpus-wide over every segment (see hea_rag.bm25).
         """
-        if not tokens or table not in ("papers_fts", "passages_fts"):
+        if not tokens or table not in LEXICAL_TABLES:
             return []
-        query = fts_query(tokens)
-        if len(self.segments) == 1:
-            return self.segments[0].match(table, query, limit)
-        found = {s: [rowid for rowid, _ in s.match(table, query, limit)] for s in self.segments}
-        candidates = {rowid: text for s, rows in found.items() if rows
-                      for rowid, text in s.indexed_texts(table, rows).items()}
-        if not candidates:
-            return []
-        stats = [s.stats(table) for s in self.segments]
-        total = TableStats(sum(t.rows for t in stats), sum(t.tokens for t in stats))
-        frequencies = {token: sum(s.matching_rows(table, token) for s in self.segments)
-                       for token in dict.fromkeys(tokens)}
-        scores = corpus_scores(tokens, candidates, total, frequencies)
-        return sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:limit]
+        return best_rows([segment.postings(table) for segment in self.segments], tokens, limit)
 
     def vectors_of(self, passage_ids: Iterable[int]):
         """The stored embeddings of these passages, one row each."""
@@ -639,6 +634,7 @@ def _write_segment(folder, manifest, papers, paper_tokens, passages, vectors) ->
                      for i, (paper, tokens) in enumerate(zip(papers, paper_tokens))]
         passage_ids = [_insert_passage(db, paper_ids[p.paper_index], p, last_passage + 1 + i)
                        for i, p in enumerate(passages)]
+    write_postings(db, staging)
     db.close()
     index = new_vector_index(manifest.dimension, len(passage_ids), manifest.ann)
     if passage_ids:
@@ -693,6 +689,7 @@ def _rewrite_segment(folder: Path, name: str, changes) -> str:
     with db:
         for paper_id, paper, tokens in changes:
             _update_metadata(db, paper_id, paper, tokens)
+    write_postings(db, staging)
     db.close()
     shutil.copyfile(folder / name / FAISS_FILE, staging / FAISS_FILE)
     for path in staging.iterdir():
@@ -712,6 +709,7 @@ def compact_segments(folder: Path, manifest: Manifest) -> Manifest:
     db = _new_database(staging / SQLITE_FILE)
     for segment in manifest.segments:
         _copy_rows(db, folder / segment / SQLITE_FILE)
+    write_postings(db, staging)
     db.close()
     _save_vectors(_merged_vectors(folder, manifest), staging)
     return _switch(folder, manifest, [name], name, dict(manifest.counts))

@@ -196,6 +196,40 @@ def test_vectors_of_another_index(index, tmp_path, more_csv):
     assert_rebuilt(index)
 
 
+# --- postings (the lexical search's arrays) ---------------------------------------------------
+
+
+def test_missing_postings_file(index):
+    path = live_file(index, "passages_fts.rows.npy")
+    path.unlink()
+    assert_refused_everywhere(index, path, "missing")
+    assert_rebuilt(index)
+
+
+def test_garbage_postings_file(index):
+    path = live_file(index, "papers_fts.counts.npy")
+    path.write_bytes(b"not an array" * 10)
+    assert_refused_everywhere(index, path, "not readable postings")
+    assert_rebuilt(index)
+
+
+def test_cut_short_postings_file(index):
+    path = live_file(index, "papers_fts.rows.npy")
+    path.write_bytes(path.read_bytes()[:-40])
+    assert_refused_everywhere(index, path, "not readable postings", "cut short")
+    assert_rebuilt(index)
+
+
+def test_postings_of_another_index(index, tmp_path, more_csv):
+    other = tmp_path / "other"
+    index_paths([str(more_csv)], other)  # fewer papers: postings of fewer rows
+    for name in ("rowids", "lengths"):
+        shutil.copy(live_file(other, f"papers_fts.{name}.npy"), live_file(index, f"papers_fts.{name}.npy"))
+    assert_refused_everywhere(index, live_file(index, "papers_fts.rowids.npy"), "postings of 4 rows",
+                              "index.sqlite holds 12")
+    assert_rebuilt(index)
+
+
 # --- an older format ------------------------------------------------------------------------
 
 

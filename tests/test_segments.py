@@ -90,18 +90,45 @@ def test_resegmented_index_holds_the_same_rows(one_and_many):
 
 @pytest.mark.parametrize("table", ["papers_fts", "passages_fts"])
 def test_bm25_over_segments_equals_one_segment(one_and_many, shared_dir, table):
-    """The corpus-wide statistics: FTS5's own bm25() over one segment and ours over 23 give
-    the same scores, for 300 dev_qa questions (the fusion's depth: 50 papers, 200 passages)."""
+    """The corpus-wide statistics: the shared corpus in one segment and in 23 gives the same
+    rows with the same scores, for 300 dev_qa questions (the fusion's depth: 50 papers, 200
+    passages); and the one segment's are FTS5's own bm25() (float32 against double)."""
     single, many = one_and_many
     lines = (shared_dir / "bench/dev_qa.jsonl").read_text(encoding="utf-8").splitlines()
     limit = CANDIDATES if table == "papers_fts" else 4 * CANDIDATES
     with IndexReader(single) as one, IndexReader(many) as other:
         for line in lines[::4][:300]:
             tokens = tokenize(json.loads(line)["question"])
-            expected, found = one.lexical_search(tokens, limit, table), other.lexical_search(tokens, limit, table)
-            assert [i for i, _ in found[:10]] == [i for i, _ in expected[:10]]
-            assert np.allclose([s for _, s in found], [s for _, s in expected][:len(found)], rtol=1e-9)
-            assert len(found) == len(expected)
+            expected = one.lexical_search(tokens, limit, table)
+            assert other.lexical_search(tokens, limit, table) == expected
+            fts5 = one.segments[0].rows(
+                f"SELECT rowid, -bm25({table}) AS s FROM {table} WHERE {table} MATCH ? ORDER BY s DESC, rowid "
+                "LIMIT ?", (" OR ".join(f'"{t}"' for t in dict.fromkeys(tokens)), limit))
+            assert [i for i, _ in expected[:10]] == [i for i, _ in fts5[:10]] and len(expected) == len(fts5)
+            assert np.allclose([s for _, s in expected], [s for _, s in fts5], rtol=1e-5)
+
+
+def test_segments_without_postings_files_are_searched_from_their_rows(one_and_many, tmp_path):
+    """A segment written before postings existed (no arrays, no lexicon) builds them from its
+    `tokens` column: the same results; `--compact` then writes them."""
+    single, many = one_and_many
+    old = tmp_path / "old"
+    shutil.copytree(many, old)
+    for segment in manifest(old)["segments"][::2]:
+        for path in (old / segment).glob("*.npy"):
+            path.unlink()
+    queries = ["yield strength of CoCrFeMnNi", "Al0.3CoCrFeNi grain size annealing", "hardness of carbide"]
+    with IndexReader(many) as expected, IndexReader(old) as reader:
+        assert not reader.segments[0].has_postings_files and reader.segments[1].has_postings_files
+        assert reader.problems() == []
+        for query in queries:
+            for table in ("papers_fts", "passages_fts"):
+                found = reader.lexical_search(tokenize(query), 50, table)
+                assert found and found == expected.lexical_search(tokenize(query), 50, table)
+    compact_index(old)
+    with IndexReader(old) as reader, IndexReader(single) as one:
+        assert reader.segments[0].has_postings_files
+        assert [reader.lexical_search(tokenize(q), 50) for q in queries] == [one.lexical_search(tokenize(q), 50) for q in queries]
 
 
 def test_hybrid_rankings_over_segments_equal_one_segment(one_and_many, embedder, shared_dir):
