@@ -79,6 +79,8 @@ CREATE TABLE IF NOT EXISTS passages (
     position INTEGER NOT NULL,
     text TEXT NOT NULL
 );
+-- a search looks up the passages of its candidate papers: without this, a scan of every passage
+CREATE INDEX IF NOT EXISTS passages_paper ON passages(paper_id, position);
 -- the page of each passage read from a PDF body (index --full-text); added without a format
 -- change: an older index simply has no rows, or no table until its next write
 CREATE TABLE IF NOT EXISTS passage_pages (
