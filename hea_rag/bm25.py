@@ -68,9 +68,10 @@ def _segment_best(table: Postings, weights, norms, limit: int) -> list[tuple[int
     for span, idf in (w for w in weights if w[1] != FLOOR_IDF):
         rows = table.rows[span[0]:span[0] + span[1]]
         scores[rows] += _term_scores(table, span, idf, norms[rows])
+    candidates = np.flatnonzero(scores)
     if common:
-        _add_common_terms(table, scores, common, norms, limit)
-    return _top(table, scores, limit)
+        candidates = _add_common_terms(table, scores, candidates, common, norms, limit)
+    return _top(table, scores, candidates, limit)
 
 
 def _term_scores(table: Postings, span: tuple[int, int], idf: float, norms):
@@ -84,34 +85,36 @@ def _part(idf: float, counts, norms):
     return idf * counts * (K1 + 1) / (counts + norms)
 
 
-def _add_common_terms(table: Postings, scores, common, norms, limit: int) -> None:
-    """Add the floor-idf terms to the rows whose place among the best `limit` they can change."""
+def _add_common_terms(table: Postings, scores, matched, common, norms, limit: int):
+    """Add the floor-idf terms to the rows whose place among the best `limit` they can change
+    (`matched`: the rows holding another query term); returns the rows the best are among."""
     import numpy as np
 
-    matched = int(np.count_nonzero(scores))
-    if matched < limit:
-        chosen = None  # every row: rows holding only common terms fill the list
-    else:
-        kth = np.partition(scores, len(scores) - limit)[len(scores) - limit]
-        margin = sum(idf for _, idf in common) * (K1 + 1)
-        chosen = np.flatnonzero(scores >= kth - margin)
+    if len(matched) < limit:  # every row: rows holding only common terms fill the list
+        for span, idf in common:
+            rows = table.rows[span[0]:span[0] + span[1]]
+            scores[rows] += _term_scores(table, span, idf, norms[rows])
+        return np.flatnonzero(scores)
+    # twice the most they can add, compared in float64: float32 rounding never leaves a row out
+    margin = 2 * sum(idf for _, idf in common) * (K1 + 1)
+    chosen = matched[scores[matched].astype(np.float64) >= _kth_best(scores[matched], limit) - margin]
     for span, idf in common:
         rows = table.rows[span[0]:span[0] + span[1]]
-        if chosen is None:
-            scores[rows] += _term_scores(table, span, idf, norms[rows])
-            continue
         where = np.searchsorted(rows, chosen)
         hit = where < len(rows)
         hit[hit] = rows[where[hit]] == chosen[hit]
         scores[chosen[hit]] += _part(idf, table.counts[span[0]:span[0] + span[1]][where[hit]], norms[chosen[hit]])
+    return chosen
 
 
-def _top(table: Postings, scores, limit: int) -> list[tuple[int, float]]:
-    """The rows of the `limit` best scores, with every row tied with the last of them."""
+def _kth_best(values, k: int) -> float:
     import numpy as np
 
-    positive = np.flatnonzero(scores > 0)
-    if len(positive) > limit:
-        kth = np.partition(scores[positive], len(positive) - limit)[len(positive) - limit]
-        positive = positive[scores[positive] >= kth]
-    return [(int(table.rowids[i]), float(scores[i])) for i in positive]
+    return float(np.partition(values, len(values) - k)[len(values) - k])
+
+
+def _top(table: Postings, scores, candidates, limit: int) -> list[tuple[int, float]]:
+    """The candidate rows of the `limit` best scores, with every row tied with the last."""
+    if len(candidates) > limit:
+        candidates = candidates[scores[candidates] >= _kth_best(scores[candidates], limit)]
+    return [(int(table.rowids[i]), float(scores[i])) for i in candidates]
