@@ -25,6 +25,7 @@ import sqlite3
 from array import array
 from collections import Counter
 from collections.abc import Iterable
+from functools import cached_property
 from pathlib import Path
 
 TABLES = ("papers_fts", "passages_fts")
@@ -59,7 +60,7 @@ class Postings:
     def size(self) -> int:
         return len(self.rowids)
 
-    @property
+    @cached_property
     def total_length(self) -> int:
         return int(self.lengths.sum(dtype="int64"))
 
