@@ -125,7 +125,7 @@ def _index_lines(index: dict[str, Any]) -> list[tuple[str, str]]:
                          f"{chunking['overlap_sentences']} sentence(s) of overlap"),
             ("generation", f"{index['generation']} (format {index['format_version']})"),
             ("segments", f"{len(index['segments'])} (vectors: flat below "
-                         f"{index['ann']['min_passages']} passages, HNSW above)"),
+                         f"{index['ann']['min_passages']} passages, {index['ann']['kind'].upper()} above)"),
         ]
     lines.append(("integrity", "OK" if index["integrity"] == "ok" else "FAILED"))
     return lines + [("problem", problem) for problem in index["problems"]]

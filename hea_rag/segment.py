@@ -4,7 +4,8 @@ the lexicon), `vectors.faiss` and the postings arrays (hea_rag.postings) for the
 
 Ids are global: a segment's papers and passages continue the numbering of the segments before
 it, so ids grow with the segment order and a merge keeps every id. A segment of at least
-`ann["min_passages"]` passages holds an HNSW graph instead of a flat vector list.
+`ann["min_passages"]` passages holds an approximate index (product-quantized codes re-ranked
+exactly; HNSW in indexes of the HNSW era) instead of a flat vector list.
 """
 
 from __future__ import annotations
@@ -21,11 +22,30 @@ from hea_rag.errors import IndexDamagedError
 
 SQLITE_FILE = "index.sqlite"
 FAISS_FILE = "vectors.faiss"
-# From this many passages on a segment's vectors are an HNSW graph. scripts/bench_scale.py (random
-# unit vectors, shared machine): flat dense search p95 4.9 ms at 10k and 9.1 ms at 100k passages,
-# while HNSW at these parameters kept only 0.85 / 0.31 of flat's top 50 (target 0.98). So flat up
-# to a million (not measured there); HNSW's parameters need tuning before the threshold drops.
-DEFAULT_ANN = {"min_passages": 1_000_000, "m": 32, "ef_construction": 80, "ef_search": 128}
+# A segment of at least `min_passages` passages holds an approximate index of one of these
+# kinds, with these parameters (all in the manifest's `ann`):
+# - pq: every vector also as a product-quantized code (`sub_quantizers` parts of 4 bits, trained
+#   on `train_size` of the vectors) that FAISS's fast scan reads; a search takes the
+#   k_factor x 50 best by code and re-ranks those with the exact vectors;
+# - hnsw: the graph of manifests written before "kind" existed (their `ann` has no "kind").
+ANN_DEFAULTS = {
+    "pq": {"sub_quantizers": 192, "k_factor": 32, "train_size": 20_000},
+    "hnsw": {"m": 32, "ef_construction": 80, "ef_search": 128},
+}
+ANN_KINDS = tuple(ANN_DEFAULTS)
+PQ_CODES = 16  # a 4-bit quantizer's codes: its k-means needs at least this many vectors
+# Chosen by scripts/bench_scale.py's dense sweep (README "Approximate search"): TODO
+DEFAULT_ANN = {"kind": "pq", "min_passages": 100_000, **ANN_DEFAULTS["pq"]}
+
+
+def ann_parameters(stored: dict | None) -> dict:
+    """A manifest's `ann` with defaults filled in: one without "kind" was written for HNSW
+    (min_passages, m, ef_construction, ef_search) and stays HNSW; none at all (an index older
+    than approximate search) gets today's default."""
+    if not stored:
+        return dict(DEFAULT_ANN)
+    kind = stored.get("kind", "hnsw")
+    return {"kind": kind, "min_passages": DEFAULT_ANN["min_passages"], **ANN_DEFAULTS[kind], **stored}
 
 
 def rebuild_hint(folder: Path) -> str:
@@ -55,8 +75,8 @@ class Segment:
     segments right after switching the manifest, and on Linux an open file outlives its
     unlinking, so a reader keeps what it opened."""
 
-    def __init__(self, index_folder: Path, path: Path, ef_search: int):
-        self.index_folder, self.path, self.ef_search = index_folder, path, ef_search
+    def __init__(self, index_folder: Path, path: Path, ann: dict):
+        self.index_folder, self.path, self.ann = index_folder, path, ann
         self._faiss_file = open(path / FAISS_FILE, "rb")
         try:
             self.db = connect_read_only(path / SQLITE_FILE)
@@ -113,7 +133,7 @@ class Segment:
             if expected is not None and index.ntotal != expected:
                 raise damaged(self.index_folder, self.path / FAISS_FILE,
                               f"holds {index.ntotal} vectors, manifest.json {expected} passages")
-            _set_ef_search(index, self.ef_search)
+            set_search_parameters(index, self.ann)
             self._vectors = index
         return self._vectors
 
@@ -149,24 +169,54 @@ def route(ids, starts: list[int]) -> dict[int, list[int]]:
     return grouped
 
 
-def _set_ef_search(index, ef_search: int) -> None:
+def set_search_parameters(index, ann: dict) -> None:
+    """How widely an approximate index searches, from the manifest (the file's kind decides:
+    an old HNSW segment may sit beside newer ones)."""
     import faiss
 
     inner = faiss.downcast_index(index.index) if hasattr(index, "index") else index
     if isinstance(inner, faiss.IndexHNSW):
-        inner.hnsw.efSearch = ef_search
+        inner.hnsw.efSearch = ann.get("ef_search", ANN_DEFAULTS["hnsw"]["ef_search"])
+    elif isinstance(inner, faiss.IndexRefine):
+        inner.k_factor = ann.get("k_factor", ANN_DEFAULTS["pq"]["k_factor"])
 
 
-def new_vector_index(dimension: int, passages: int, ann: dict):
-    """Flat inner product below `ann["min_passages"]`, HNSW at or above; ids kept (IDMap2)."""
+def is_approximate(passages: int, ann: dict) -> bool:
+    """Whether a segment of `passages` vectors gets ann["kind"] rather than a flat list."""
+    return passages >= max(ann["min_passages"], PQ_CODES)
+
+
+def training_sample(parts, passages: int, ann: dict):
+    """The vectors a PQ segment of `passages` vectors is trained on: `train_size` of them,
+    drawn evenly (seeded) from `parts`, arrays read one after another (a segment's, or each of
+    the segments a merge reads). None when the segment needs no training."""
+    import numpy as np
+
+    if not is_approximate(passages, ann) or ann["kind"] != "pq":
+        return None
+    wanted = np.sort(np.random.default_rng(0).choice(passages, min(passages, ann["train_size"]), replace=False))
+    taken, start = [], 0
+    for vectors in parts:
+        taken.append(vectors[wanted[(wanted >= start) & (wanted < start + len(vectors))] - start])
+        start += len(vectors)
+    return np.concatenate(taken)
+
+
+def new_vector_index(dimension: int, passages: int, ann: dict, training=None):
+    """An empty index for `passages` vectors, ids kept (IDMap2): flat inner product below
+    `ann["min_passages"]`, else of ann["kind"]; PQ is trained on `training` (training_sample)."""
     import faiss
 
-    if passages >= ann["min_passages"]:
+    if not is_approximate(passages, ann):
+        inner = faiss.IndexFlatIP(dimension)
+    elif ann["kind"] == "hnsw":
         inner = faiss.IndexHNSWFlat(dimension, ann["m"], faiss.METRIC_INNER_PRODUCT)
         inner.hnsw.efConstruction = ann["ef_construction"]
-        inner.hnsw.efSearch = ann["ef_search"]
     else:
-        inner = faiss.IndexFlatIP(dimension)
+        parts = max(m for m in range(1, ann["sub_quantizers"] + 1) if dimension % m == 0)
+        inner = faiss.IndexRefineFlat(faiss.IndexPQFastScan(dimension, parts, 4, faiss.METRIC_INNER_PRODUCT))
+        inner.train(training)
+    set_search_parameters(inner, ann)
     return faiss.IndexIDMap2(inner)
 
 

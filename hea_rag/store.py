@@ -40,15 +40,18 @@ from hea_rag.bm25 import best_rows
 from hea_rag.postings import TABLES as LEXICAL_TABLES, write_postings
 from hea_rag.onnx_encoder import BACKENDS
 from hea_rag.segment import (  # noqa: F401 - connect_read_only and the names are used beside
+    ANN_KINDS,
     DEFAULT_ANN,
     FAISS_FILE,
     SQLITE_FILE,
     Segment,
     connect_read_only,
     damaged,
+    ann_parameters,
     new_vector_index,
     rebuild_hint,
     route,
+    training_sample,
     stored_vectors,
 )
 
@@ -110,7 +113,7 @@ class Manifest:
     # same one; an index written before backends existed is torch's
     embedder_backend: str = "torch"
     segments: list[str] = field(default_factory=list)  # the live ones, oldest first
-    ann: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_ANN))  # segment.new_vector_index
+    ann: dict[str, int | str] = field(default_factory=lambda: dict(DEFAULT_ANN))  # segment.new_vector_index
 
     @classmethod
     def load(cls, folder: Path, check_version: bool = True) -> Manifest:
@@ -123,7 +126,7 @@ class Manifest:
         return cls(**{key: data[key] for key in _MANIFEST_FIELDS},
                    embedder_backend=data.get("embedder_backend", "torch"),
                    segments=data.get("segments") or [data["generation"]],
-                   ann={**DEFAULT_ANN, **data.get("ann", {})})
+                   ann=ann_parameters(data.get("ann")))
 
     def check_compatible(self, embedder: str | None, chunking: dict[str, int] | None,
                          backend: str | None = None) -> None:
@@ -194,8 +197,9 @@ def _manifest_problem(data) -> str | None:
     if not isinstance(segments, list) or not segments or not all(
             isinstance(name, str) and _GENERATION.fullmatch(name) for name in segments):
         return "segments is not a list of gen-NNNNNN folders"
-    if not isinstance(data.get("ann", {}), dict) or not all(
-            isinstance(value, int) for value in data.get("ann", {}).values()):
+    ann = data.get("ann", {})
+    if not isinstance(ann, dict) or ann.get("kind", "hnsw") not in ANN_KINDS or not all(
+            isinstance(value, int) for key, value in ann.items() if key != "kind"):
         return "malformed ann parameters"
     if set(data["chunking"]) != {"max_tokens", "overlap_sentences"} or not all(
         isinstance(data[part].get(key), int)
@@ -482,7 +486,7 @@ def _open_live_segments(folder: Path) -> tuple[Manifest, list[Segment]]:
         opened: list[Segment] = []
         try:
             for name in manifest.segments:
-                opened.append(Segment(folder, folder / name, manifest.ann["ef_search"]))
+                opened.append(Segment(folder, folder / name, manifest.ann))
             return manifest, opened
         except FileNotFoundError as error:
             for segment in opened:
@@ -638,7 +642,8 @@ def _write_segment(folder, manifest, papers, paper_tokens, passages, vectors) ->
                        for i, p in enumerate(passages)]
     write_postings(db, staging)
     db.close()
-    index = new_vector_index(manifest.dimension, len(passage_ids), manifest.ann)
+    training = training_sample([vectors], len(passage_ids), manifest.ann)
+    index = new_vector_index(manifest.dimension, len(passage_ids), manifest.ann, training)
     if passage_ids:
         index.add_with_ids(vectors, np.asarray(passage_ids, dtype="int64"))
     _save_vectors(index, staging)
@@ -649,7 +654,7 @@ def _last_ids(folder: Path, manifest: Manifest) -> tuple[int, int]:
     """The largest paper and passage ids of the index (0, 0 for a new one)."""
     if not manifest.segments:
         return 0, 0
-    segment = Segment(folder, folder / manifest.segments[-1], manifest.ann["ef_search"])
+    segment = Segment(folder, folder / manifest.segments[-1], manifest.ann)
     try:
         return segment.last_ids()
     finally:
@@ -669,7 +674,7 @@ def _updates_by_segment(folder, segments, updated) -> dict[int, list[tuple[int, 
     """Segment position -> the updates of papers it holds."""
     starts = []
     for name in segments:
-        segment = Segment(folder, folder / name, DEFAULT_ANN["ef_search"])
+        segment = Segment(folder, folder / name, DEFAULT_ANN)
         try:
             starts.append(segment.first_ids()[0])
         finally:
@@ -739,12 +744,18 @@ _MERGED_TABLES = (
 
 
 def _merged_vectors(folder: Path, manifest: Manifest):
-    """One FAISS index of every segment's vectors, flat or HNSW by the merged size."""
+    """One FAISS index of every segment's vectors, flat or approximate by the merged size.
+    The segments are read one at a time (twice for PQ: its training sample first)."""
     import faiss
 
-    index = new_vector_index(manifest.dimension, manifest.counts["passages"], manifest.ann)
-    for name in manifest.segments:
-        ids, vectors = stored_vectors(faiss.read_index(str(folder / name / FAISS_FILE)))
+    def each_segment():
+        for name in manifest.segments:
+            yield stored_vectors(faiss.read_index(str(folder / name / FAISS_FILE)))
+
+    passages = manifest.counts["passages"]
+    training = training_sample((vectors for _, vectors in each_segment()), passages, manifest.ann)
+    index = new_vector_index(manifest.dimension, passages, manifest.ann, training)
+    for ids, vectors in each_segment():
         if len(ids):
             index.add_with_ids(vectors, ids)
     return index

@@ -34,27 +34,44 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hea_rag.config import shared_dir  # noqa: E402
+from hea_rag.segment import ANN_DEFAULTS, is_approximate  # noqa: E402
 
 DIMENSION = 384
 QUERIES = 200
 ADDED = 1000
 DEPTH = 50  # the fusion's dense candidate depth (retrieve.CANDIDATES)
+BATCH = 50_000  # papers per synthetic segment: bounds the writer's memory
+NPROBES = (16, 32, 64, 128, 192, 256, 384, 512, 768, 1024, 1536)  # the IVF sweep's
+NOISE = 0.05  # per dimension, added to a planted query's paper vector (cosine ~0.71 to it)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000])
+    parser.add_argument("--vectors", choices=("sentences", "random"), default="sentences",
+                        help="paper vectors: the mean of their sentences' real vectors, or random (worst case)")
+    parser.add_argument("--dense-only", action="store_true", help="only the ANN sweep (no index built)")
+    parser.add_argument("--hnsw-max", type=int, default=10_000, help="largest size HNSW is built at")
     parser.add_argument("--runs", type=int, default=0, help="papers indexed one run each (0: skip)")
     parser.add_argument("--questions", type=int, default=200, help="dev_qa questions for --runs")
     args = parser.parse_args()
     sentences = corpus_sentences()
-    rows = []
+    sentence_vectors = embedded_sentences(sentences) if args.vectors == "sentences" else None
+    if sentence_vectors is not None and args.sizes:
+        print_model_check(sentence_model_check())
+    rows, sweep = [], []
     for size in args.sizes:
+        if args.dense_only:
+            vectors = synthetic_vectors(size, len(sentences), sentence_vectors)
+            sweep += dense_sweep(vectors, args.hnsw_max)
+            continue
         with tempfile.TemporaryDirectory() as tmp:
-            rows.append(measure_size(size, sentences, Path(tmp) / "index"))
+            rows.append(measure_size(size, sentences, sentence_vectors, Path(tmp) / "index"))
+            sweep += dense_sweep(rows[-1].pop("vectors"), args.hnsw_max)
     if rows:
-        print_size_table(rows)
-        print_ann_table(rows)
+        print_size_table(rows, args.vectors)
+    if sweep:
+        print_ann_table(sweep, args.vectors)
     if args.runs:
         with tempfile.TemporaryDirectory() as tmp:
             print_runs_table(measure_runs(args.runs, args.questions, Path(tmp)))
@@ -89,8 +106,10 @@ class PlantedEmbedder:
         return np.stack([self.vectors[t] for t in texts])
 
 
-def synthetic_batch(count: int, first: int, sentences: list[str], rng: random.Random):
-    """`count` papers (5 corpus sentences each, one passage) and their random unit vectors."""
+def synthetic_batch(count: int, first: int, sentences: list[str], rng: random.Random, sentence_vectors=None):
+    """`count` papers (5 corpus sentences each, one passage) and their vectors: with
+    `sentence_vectors` (one row per sentence) the normalised mean of their sentences' vectors,
+    else random unit vectors."""
     import numpy as np
 
     from hea_rag.indexer import lexical_tokens
@@ -99,16 +118,80 @@ def synthetic_batch(count: int, first: int, sentences: list[str], rng: random.Ra
     from hea_rag.store import NewPassage
 
     papers, passages = [], []
-    for i in range(count):
-        text = " ".join(rng.sample(sentences, 5))
+    chosen = draw_sentences(count, len(sentences), rng)
+    for i, picks in enumerate(chosen):
+        text = " ".join(sentences[j] for j in picks)
         papers.append(Paper(abstract=text, doi=f"10.9997/synthetic.{first + i}", title=f"Synthetic paper {first + i}"))
         passages.append(NewPassage(i, 0, text, " ".join(tokenize(text))))
-    vectors = np.random.default_rng(first).standard_normal((count, DIMENSION)).astype("float32")
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    return papers, [lexical_tokens(p) for p in papers], passages, vectors
+    return papers, [lexical_tokens(p) for p in papers], passages, paper_vectors(first, chosen, sentence_vectors)
 
 
-def build(folder: Path, size: int, sentences: list[str]):
+def draw_sentences(count: int, sentences: int, rng: random.Random) -> list[list[int]]:
+    """The 5 sentence positions of each of `count` papers (the draws of rng.sample(sentences, 5))."""
+    return [rng.sample(range(sentences), 5) for _ in range(count)]
+
+
+def paper_vectors(first: int, chosen: list[list[int]], sentence_vectors):
+    """Unit vectors of papers: the normalised mean of their sentences' vectors, or random ones."""
+    import numpy as np
+
+    if sentence_vectors is None:
+        vectors = np.random.default_rng(first).standard_normal((len(chosen), DIMENSION)).astype("float32")
+    else:
+        vectors = sentence_vectors[np.asarray(chosen)].mean(axis=1)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def synthetic_vectors(size: int, sentences: int, sentence_vectors):
+    """The vectors `build` gives an index of `size` papers (same draws), without the texts."""
+    import numpy as np
+
+    rng = random.Random(size)
+    return np.concatenate([paper_vectors(start + 1, draw_sentences(min(BATCH, size - start), sentences, rng), sentence_vectors)
+                           for start in range(0, size, BATCH)])
+
+
+def embedded_sentences(sentences: list[str]):
+    """The default embedder's vector of each text, cached under runs/ (a minute for the corpus)."""
+    import hashlib
+
+    import numpy as np
+
+    from hea_rag.embedder import load_embedder
+
+    embedder = load_embedder()
+    key = hashlib.sha1("\n".join([embedder.name, embedder.backend, *sentences]).encode()).hexdigest()[:12]
+    cache = ROOT / f"runs/bench_scale/sentences-{key}.npy"
+    if not cache.exists():
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.save(cache, embedder.encode(sentences))
+    return np.load(cache)
+
+
+def sentence_model_check() -> dict:
+    """How well a sentence-mean vector stands in for an abstract's own vector, on the shared
+    corpus's real abstracts: cosine of the embedder's vector of the whole abstract with the
+    normalised mean of its sentences' vectors, and how often the abstract's own mean is its
+    nearest among all abstracts' means."""
+    import numpy as np
+
+    from hea_rag.chunking import split_sentences
+    from hea_rag.embedder import load_embedder
+    from hea_rag.ingest import Paper, read_path
+
+    csv_path = shared_dir(ROOT) / "data/hea_qa/Scopus_Abstracts_Dataset.csv"
+    abstracts = list({p.abstract for p in read_path(str(csv_path)) if isinstance(p, Paper)})
+    embedder = load_embedder()
+    whole = embedder.encode(abstracts)
+    means = np.stack([embedder.encode(split_sentences(a)).mean(axis=0) for a in abstracts])
+    means /= np.linalg.norm(means, axis=1, keepdims=True)
+    cosines = np.sort((whole * means).sum(axis=1))
+    own_nearest = float(np.mean((whole @ means.T).argmax(axis=1) == np.arange(len(abstracts))))
+    return {"abstracts": len(abstracts), "median": float(np.median(cosines)),
+            "p5": float(cosines[int(0.05 * len(cosines))]), "own_nearest": own_nearest}
+
+
+def build(folder: Path, size: int, sentences: list[str], sentence_vectors=None):
     """A one-segment index of `size` synthetic papers (as `--compact` leaves it); its vectors."""
     import numpy as np
 
@@ -119,24 +202,24 @@ def build(folder: Path, size: int, sentences: list[str]):
     manifest = Manifest(embedder="all-MiniLM-L6-v2", dimension=DIMENSION,
                         chunking={"max_tokens": 200, "overlap_sentences": 0}, embedder_backend=DEFAULT_BACKEND)
     rng, all_vectors = random.Random(size), []
-    for start in range(0, size, 50_000):  # batches of 50k keep the writer's memory bounded
-        batch = synthetic_batch(min(50_000, size - start), start + 1, sentences, rng)
+    for start in range(0, size, BATCH):
+        batch = synthetic_batch(min(BATCH, size - start), start + 1, sentences, rng, sentence_vectors)
         manifest = commit_generation(folder, manifest, *batch)
         all_vectors.append(batch[3])
     return compact_segments(folder, manifest), np.concatenate(all_vectors)
 
 
-def measure_size(size: int, sentences: list[str], folder: Path) -> dict:
+def measure_size(size: int, sentences: list[str], sentence_vectors, folder: Path) -> dict:
     from hea_rag.store import commit_generation
 
     started = time.perf_counter()
-    manifest, vectors = build(folder, size, sentences)
-    row = {"size": size, "build_s": time.perf_counter() - started, "hnsw": size >= manifest.ann["min_passages"]}
+    manifest, vectors = build(folder, size, sentences, sentence_vectors)
+    row = {"size": size, "build_s": time.perf_counter() - started, "vectors": vectors,
+           "kind": manifest.ann["kind"].upper() if is_approximate(size, manifest.ann) else "flat"}
     queries = planted_queries(folder, vectors)
     row.update(search_latencies(folder, queries, "one segment"))
     row["recall"] = dense_recall(folder, vectors, queries)
-    row["flat_ms"], row["hnsw_ms"], row["hnsw_recall"] = flat_against_hnsw(vectors, queries, manifest.ann)
-    batch = synthetic_batch(ADDED, size + 1, sentences, random.Random(-size))
+    batch = synthetic_batch(ADDED, size + 1, sentences, random.Random(-size), sentence_vectors)
     before = disk_bytes(folder)
     started = time.perf_counter()
     commit_generation(folder, manifest, *batch)
@@ -148,22 +231,40 @@ def measure_size(size: int, sentences: list[str], folder: Path) -> dict:
     return row
 
 
+def dense_sweep(vectors, hnsw_max: int) -> list[dict]:
+    """ann_sweep over the planted queries and dev_qa questions; the flat row also says how
+    often a planted query's own paper is its nearest."""
+    ids, planted = planted_vectors(vectors)
+    return ann_sweep(vectors, {"planted": planted, "questions": question_vectors()}, hnsw_max, ids - 1)
+
+
 def planted_queries(folder: Path, vectors) -> dict[str, object]:
     """Query text (a sentence of a known paper) -> that paper's vector plus a little noise."""
     import numpy as np
 
     from hea_rag.store import IndexReader
 
-    rng = np.random.default_rng(7)
-    ids = rng.choice(len(vectors), QUERIES, replace=False) + 1
+    ids, planted = planted_vectors(vectors)
     with IndexReader(folder) as reader:
         texts = reader.passages(int(i) for i in ids)
-    queries = {}
-    for passage_id in ids:
-        sentence = texts[int(passage_id)][1].split(". ")[0]
-        noisy = vectors[passage_id - 1] + 0.05 * rng.standard_normal(DIMENSION).astype("float32")
-        queries[sentence] = noisy / np.linalg.norm(noisy)
-    return queries
+    return {texts[int(passage_id)][1].split(". ")[0]: vector for passage_id, vector in zip(ids, planted)}
+
+
+def planted_vectors(vectors):
+    """(passage ids, query vectors): QUERIES known papers' vectors plus a little noise."""
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    ids = rng.choice(len(vectors), QUERIES, replace=False) + 1
+    noisy = np.stack([vectors[i - 1] + NOISE * rng.standard_normal(DIMENSION).astype("float32") for i in ids])
+    return ids, noisy / np.linalg.norm(noisy, axis=1, keepdims=True)
+
+
+def question_vectors(count: int = QUERIES):
+    """The default embedder's vectors of `count` dev_qa questions (real queries), cached."""
+    questions = [json.loads(line)["question"] for line in
+                 (shared_dir(ROOT) / "bench/dev_qa.jsonl").read_text(encoding="utf-8").splitlines()]
+    return embedded_sentences(questions[::max(1, len(questions) // count)][:count])
 
 
 def search_latencies(folder: Path, queries: dict, label: str) -> dict:
@@ -197,29 +298,112 @@ def dense_recall(folder: Path, vectors, queries: dict) -> float:
     return hits / (DEPTH * len(queries))
 
 
-def flat_against_hnsw(vectors, queries: dict, ann: dict) -> tuple[float, float, float]:
-    """p95 dense search ms of a flat index and of HNSW with the manifest's parameters, and
-    HNSW's recall@50 against flat (HNSW built here whatever the size, to compare)."""
+def ann_sweep(vectors, query_sets: dict[str, object], hnsw_max: int, planted_rows=None) -> list[dict]:
+    """Dense search alone, single queries: build time, p50/p95 ms and recall@50 against flat of
+    each query set, for flat, IVF (two nlist, an nprobe sweep), 8-bit scalar quantization and
+    PQ fast scan (the segments' kind, through their code), both re-ranked exactly, and HNSW
+    when the size is at most `hnsw_max` (its build costs minutes per 100k on one core)."""
+    size = len(vectors)
+    flat, flat_row = _built("flat", "", lambda: approximate_index(vectors, {"min_passages": size + 1}))
+    exact = {name: flat.search(queries, DEPTH)[1] for name, queries in query_sets.items()}
+    rows = [_timed(flat_row, flat, query_sets, exact)]
+    if planted_rows is not None:  # how often a planted query's own paper is its nearest
+        rows[0]["planted_nearest"] = float((exact["planted"][:, 0] == planted_rows).mean())
+    del flat
+    for nlist in sorted({int(size ** 0.5), 4 * int(size ** 0.5)}):
+        ivf, row = _built("IVF", "", lambda: ivf_index(vectors, nlist))
+        for nprobe in (n for n in NPROBES if n <= nlist // 2):  # more: flat is as fast
+            ivf.nprobe = nprobe
+            rows.append(_timed({**row, "params": f"nlist {nlist}, nprobe {nprobe}"}, ivf, query_sets, exact))
+        del ivf
+    rows += _refined_rows("SQ8 + exact re-rank", sq8_index(vectors), (1, 2), query_sets, exact)
+    pq = {"kind": "pq", "min_passages": 1, **ANN_DEFAULTS["pq"]}
+    rows += _refined_rows(f"PQ{pq['sub_quantizers']}x4 fast scan + exact re-rank", _built(
+        "", "", lambda: approximate_index(vectors, pq)), (8, 16, 32, 64), query_sets, exact)
+    if size <= hnsw_max:
+        ann = {"kind": "hnsw", "min_passages": 1, **ANN_DEFAULTS["hnsw"]}
+        graph, row = _built("HNSW", "", lambda: approximate_index(vectors, ann))
+        for ef_search in (64, 128, 256, 512):
+            faiss_inner(graph).hnsw.efSearch = ef_search
+            rows.append(_timed({**row, "params": f"M {ann['m']}, efC {ann['ef_construction']}, efSearch {ef_search}"},
+                               graph, query_sets, exact))
+    return [{"size": size, **row} for row in rows]
+
+
+def _refined_rows(kind: str, built, k_factors, query_sets: dict, exact: dict) -> list[dict]:
+    index, row = built
+    inner = faiss_inner(index) if hasattr(index, "id_map") else index
+    found = []
+    for k_factor in k_factors:
+        inner.k_factor = k_factor
+        found.append(_timed({**row, "kind": kind, "params": f"k_factor {k_factor}"}, index, query_sets, exact))
+    return found
+
+
+def ivf_index(vectors, nlist: int):
+    """IVF of flat lists, trained on 50 vectors per list."""
+    import faiss
+    import numpy as np
+
+    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(DIMENSION), DIMENSION, nlist, faiss.METRIC_INNER_PRODUCT)
+    index.cp.max_points_per_centroid = 50
+    sample = np.random.default_rng(0).choice(len(vectors), min(len(vectors), 50 * nlist), replace=False)
+    index.train(vectors[np.sort(sample)])
+    index.add(vectors)
+    return index
+
+
+def sq8_index(vectors) -> tuple[object, dict]:
+    """8-bit scalar quantization of every vector, re-ranked with the exact ones; build timed."""
     import faiss
 
-    flat = faiss.IndexFlatIP(DIMENSION)
-    flat.add(vectors)
-    graph = faiss.IndexHNSWFlat(DIMENSION, ann["m"], faiss.METRIC_INNER_PRODUCT)
-    graph.hnsw.efConstruction = ann["ef_construction"]
-    graph.add(vectors)
-    graph.hnsw.efSearch = ann["ef_search"]
-    timings = {"flat": [], "hnsw": []}
-    hits = 0
-    for vector in queries.values():
-        results = {}
-        for name, index in (("flat", flat), ("hnsw", graph)):
+    def make():
+        index = faiss.IndexRefineFlat(faiss.IndexScalarQuantizer(
+            DIMENSION, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT))
+        index.train(vectors)
+        index.add(vectors)
+        return index
+
+    return _built("", "", make)
+
+
+def approximate_index(vectors, ann: dict):
+    """The FAISS index a segment of these vectors holds with these parameters (the segment
+    writer's code: training sample included)."""
+    import numpy as np
+
+    from hea_rag.segment import new_vector_index, training_sample
+
+    index = new_vector_index(DIMENSION, len(vectors), ann, training_sample([vectors], len(vectors), ann))
+    index.add_with_ids(vectors, np.arange(len(vectors), dtype="int64"))
+    return index
+
+
+def faiss_inner(index):
+    import faiss
+
+    return faiss.downcast_index(index.index)
+
+
+def _built(kind: str, params: str, make) -> tuple[object, dict]:
+    started = time.perf_counter()
+    index = make()
+    return index, {"kind": kind, "params": params, "build_s": time.perf_counter() - started}
+
+
+def _timed(row: dict, index, query_sets: dict, exact: dict) -> dict:
+    """`row` with p50/p95 ms over every query (one at a time) and each set's recall@50."""
+    timings = []
+    for name, queries in query_sets.items():
+        hits = 0
+        for vector, truth in zip(queries, exact[name]):
             started = time.perf_counter()
             _, ids = index.search(vector.reshape(1, -1), DEPTH)
-            timings[name].append((time.perf_counter() - started) * 1000)
-            results[name] = set(ids[0])
-        hits += len(results["flat"] & results["hnsw"])
-    p95 = {name: sorted(t)[int(0.95 * len(t))] for name, t in timings.items()}
-    return p95["flat"], p95["hnsw"], hits / (DEPTH * len(queries))
+            timings.append((time.perf_counter() - started) * 1000)
+            hits += len(set(ids[0]) & set(truth))
+        row[f"recall {name}"] = hits / (DEPTH * len(queries))
+    timings.sort()
+    return {**row, "p50": statistics.median(timings), "p95": timings[int(0.95 * len(timings))]}
 
 
 def search_rss(folder: Path, queries: dict) -> float:
@@ -234,13 +418,21 @@ def disk_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
-def print_size_table(rows: list[dict]) -> None:
-    print("\n## Synthetic indexes (one passage per paper; vectors random)\n")
+def print_model_check(check: dict) -> None:
+    print(f"\n## Vector model: a paper's vector is the normalised mean of its sentences' vectors "
+          f"(checked on the {check['abstracts']} real abstracts of the shared corpus)\n")
+    print("| cosine to the abstract's own vector: median | p5 | the abstract's own mean is its nearest mean |")
+    print("|---|---|---|")
+    print(f"| {check['median']:.3f} | {check['p5']:.3f} | {check['own_nearest']:.3f} |")
+
+
+def print_size_table(rows: list[dict], model: str) -> None:
+    print(f"\n## Synthetic indexes (one passage per paper; vectors: {model})\n")
     print("| passages | vectors | build (s) | add 1,000 papers (s) | bytes written per added paper "
           "| dense recall@50 vs flat | peak RSS of `search` (MB) | disk (MB) |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['size']:,} | {'HNSW' if r['hnsw'] else 'flat'} | {r['build_s']:.0f} | {r['add_s']:.2f} "
+        print(f"| {r['size']:,} | {r['kind']} | {r['build_s']:.0f} | {r['add_s']:.2f} "
               f"| {r['bytes_per_paper']:,.0f} | {r['recall']:.3f} | {r['rss_mb']:.0f} | {r['disk_mb']:.0f} |")
     print("\n| passages | segments | lexical p50 / p95 (ms) | dense p50 / p95 (ms) | hybrid p50 / p95 (ms) |")
     print("|---|---|---|---|---|")
@@ -250,12 +442,16 @@ def print_size_table(rows: list[dict]) -> None:
             print(f"| {r['size']:,} | {label} | " + " | ".join(f"{a:.1f} / {b:.1f}" for a, b in cells) + " |")
 
 
-def print_ann_table(rows: list[dict]) -> None:
-    print("\n## Flat against HNSW, dense search alone (the threshold's measurement)\n")
-    print("| passages | flat p95 (ms) | HNSW p95 (ms) | HNSW recall@50 vs flat |")
-    print("|---|---|---|---|")
+def print_ann_table(rows: list[dict], model: str) -> None:
+    print(f"\n## Dense search alone, flat against approximate indexes (vectors: {model}; "
+          f"{QUERIES} planted queries + {QUERIES} dev_qa questions, one at a time)\n")
+    print("| passages | index | parameters | build (s) | p50 / p95 (ms) | recall@50 vs flat: planted "
+          "| dev_qa questions |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['size']:,} | {r['flat_ms']:.2f} | {r['hnsw_ms']:.2f} | {r['hnsw_recall']:.3f} |")
+        note = f" (planted paper nearest: {r['planted_nearest']:.3f})" if "planted_nearest" in r else ""
+        print(f"| {r['size']:,} | {r['kind']}{note} | {r['params']} | {r['build_s']:.1f} "
+              f"| {r['p50']:.2f} / {r['p95']:.2f} | {r['recall planted']:.3f} | {r['recall questions']:.3f} |")
 
 
 def measure_runs(count: int, question_count: int, tmp: Path) -> dict:

@@ -213,14 +213,15 @@ def test_filling_in_metadata_rewrites_only_the_segment_holding_the_paper(tmp_pat
     assert hit["title"] == "Zirconolite coating study"
 
 
-def test_segments_at_the_ann_threshold_are_hnsw_with_the_same_neighbours(tmp_path, corpus_csv, more_csv, embedder):
+def test_a_manifest_of_the_hnsw_era_keeps_building_hnsw_with_the_same_neighbours(tmp_path, corpus_csv, more_csv, embedder):
     import faiss
 
     folder = tmp_path / "index"
     index_paths([str(corpus_csv)], folder)
     flat = searches(folder)["dense"]
     data = manifest(folder)
-    data["ann"]["min_passages"] = 2  # a tiny threshold, so that a tiny segment is a graph
+    # the ann of HNSW-era manifests (no "kind"), with a tiny threshold so that a tiny segment is a graph
+    data["ann"] = {"min_passages": 2, "m": 32, "ef_construction": 80, "ef_search": 96}
     (folder / "manifest.json").write_text(json.dumps(data), encoding="utf-8")
     index_paths([str(more_csv)], folder)
     compact_index(folder)
