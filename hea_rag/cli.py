@@ -19,6 +19,7 @@ from hea_rag import __version__, config
 from hea_rag.answer import GATE_HITS, AskSettings
 from hea_rag.answers import CPU_BATCH, CUDA_BATCH
 from hea_rag.errors import HeaRagError
+from hea_rag.merging import MOST_PASSAGES
 from hea_rag.finetune import TrainSettings
 from hea_rag.onnx_encoder import BACKENDS, DEFAULT_BACKEND
 from hea_rag.output import status
@@ -118,8 +119,11 @@ def cli() -> None:
 @click.option("--compact", is_flag=True,
               help="Merge the index's segments (one per indexing run) into one, after adding "
                    "PATHS if given; searches keep working meanwhile.")
+@click.option("--merge/--no-merge", default=True, show_default=True,
+              help="After adding, merge the newest small segments so that runs of a few papers "
+                   f"do not pile up segments (never more than {MOST_PASSAGES:,} passages in one run).")
 def index(paths, index_dir, embedder, chunk_tokens, lock_timeout, rebuild, full_text,
-          embedder_backend, compact) -> None:
+          embedder_backend, compact, merge) -> None:
     """Add papers from PATHS (CSV/TSV, Scopus export, JSON/JSONL, BibTeX, RIS, PDF, .txt/.md files
     or folders; - for stdin) to the index. Papers already indexed are skipped, not re-embedded."""
     from hea_rag.chunking import ChunkingParams
@@ -131,11 +135,12 @@ def index(paths, index_dir, embedder, chunk_tokens, lock_timeout, rebuild, full_
         raise click.UsageError("give the PATHS to index (or --rebuild, or --compact)")
     chunking = ChunkingParams(max_tokens=chunk_tokens) if chunk_tokens else None
     with _progress_bar("embedding passages") as on_progress:
-        summary = (rebuild_index if rebuild else index_paths)(
-            paths, index_dir, embedder, chunking, lock_timeout,
-            on_wait=lambda: status(f"waiting for another indexing run to release {index_dir} ..."),
-            on_progress=on_progress, full_text=full_text, backend=embedder_backend,
-        )
+        options = dict(on_wait=lambda: status(f"waiting for another indexing run to release {index_dir} ..."),
+                       on_progress=on_progress, full_text=full_text, backend=embedder_backend)
+        if rebuild:
+            summary = rebuild_index(paths, index_dir, embedder, chunking, lock_timeout, **options)
+        else:
+            summary = index_paths(paths, index_dir, embedder, chunking, lock_timeout, merge=merge, **options)
     _report_index_summary(summary, index_dir)
     if compact:
         _compact(index_dir, lock_timeout)

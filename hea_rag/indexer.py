@@ -22,6 +22,7 @@ from hea_rag.store import (
     NewPassage,
     commit_generation,
     compact_segments,
+    merge_newest_segments,
     orphan_generations,
     read_stored_papers,
     remove_stale_generations,
@@ -85,9 +86,12 @@ def index_paths(
     on_progress: Progress | None = None,
     full_text: bool = False,
     backend: str | None = None,
+    merge: bool = True,
 ) -> IndexSummary:
     """Add the papers in `paths` that the index at `folder` lacks. Safe to interrupt at any point.
-    With `full_text`, the body of each PDF is indexed too, a passage per section piece and page."""
+    With `full_text`, the body of each PDF is indexed too, a passage per section piece and page.
+    The new papers become a segment; with `merge`, the newest segments are then merged as
+    hea_rag.merging decides (a separate commit: a crash in it keeps the papers added)."""
     started = time.perf_counter()
     with write_lock(folder, lock_timeout, on_wait):
         manifest = _existing_manifest(folder)
@@ -101,6 +105,8 @@ def index_paths(
         if batch.papers:
             manifest = _embed_and_commit(batch.papers, folder, manifest, embedder_name, chunking,
                                          summary, on_progress, backend)
+            if merge:
+                manifest = merge_newest_segments(folder, manifest)
         summary.papers_total = manifest.counts["papers"] if manifest else 0
     summary.seconds = time.perf_counter() - started
     return summary

@@ -37,6 +37,7 @@ from hea_rag.errors import (
 from hea_rag.ingest.records import Paper, Section
 from hea_rag.lexical import TOKEN_SYMBOLS
 from hea_rag.bm25 import best_rows
+from hea_rag.merging import newest_to_merge
 from hea_rag.postings import TABLES as LEXICAL_TABLES, write_postings
 from hea_rag.onnx_encoder import BACKENDS
 from hea_rag.segment import (  # noqa: F401 - connect_read_only and the names are used beside
@@ -705,21 +706,39 @@ def _rewrite_segment(folder: Path, name: str, changes) -> str:
     return new
 
 
-def compact_segments(folder: Path, manifest: Manifest) -> Manifest:
-    """Merge every live segment into one (ids kept), then switch the manifest to it. Readers
-    that opened the old segments keep them until they close. The caller holds the write lock."""
-    if len(manifest.segments) < 2:
+def compact_segments(folder: Path, manifest: Manifest, first: int = 0) -> Manifest:
+    """Merge the live segments from position `first` on (all by default) into one, ids kept,
+    then switch the manifest to it. Readers that opened the old segments keep them until they
+    close. The caller holds the write lock."""
+    merged = manifest.segments[first:]
+    if len(merged) < 2:
         return manifest
     name = _next_generation_name(folder)
     staging = folder / name
     staging.mkdir(parents=True)
     db = _new_database(staging / SQLITE_FILE)
-    for segment in manifest.segments:
+    for segment in merged:
         _copy_rows(db, folder / segment / SQLITE_FILE)
     write_postings(db, staging)
+    (passages,), = db.execute("SELECT COUNT(*) FROM passages").fetchall()
     db.close()
-    _save_vectors(_merged_vectors(folder, manifest), staging)
-    return _switch(folder, manifest, [name], name, dict(manifest.counts))
+    _save_vectors(_merged_vectors(folder, manifest, merged, passages), staging)
+    return _switch(folder, manifest, manifest.segments[:first] + [name], name, dict(manifest.counts))
+
+
+def merge_newest_segments(folder: Path, manifest: Manifest) -> Manifest:
+    """After an `index` run: merge the newest segments as hea_rag.merging decides."""
+    count = newest_to_merge(_passage_counts(folder, manifest, reversed(manifest.segments)))
+    return compact_segments(folder, manifest, len(manifest.segments) - count) if count else manifest
+
+
+def _passage_counts(folder: Path, manifest: Manifest, names: Iterable[str]) -> Iterator[int]:
+    for name in names:
+        segment = Segment(folder, folder / name, manifest.ann)
+        try:
+            yield segment.counts()[1]
+        finally:
+            segment.close()
 
 
 def _copy_rows(db: sqlite3.Connection, source: Path) -> None:
@@ -743,16 +762,15 @@ _MERGED_TABLES = (
 )
 
 
-def _merged_vectors(folder: Path, manifest: Manifest):
-    """One FAISS index of every segment's vectors, flat or approximate by the merged size.
+def _merged_vectors(folder: Path, manifest: Manifest, names: list[str], passages: int):
+    """One FAISS index of the `names` segments' vectors, flat or approximate by the merged size.
     The segments are read one at a time (twice for PQ: its training sample first)."""
     import faiss
 
     def each_segment():
-        for name in manifest.segments:
+        for name in names:
             yield stored_vectors(faiss.read_index(str(folder / name / FAISS_FILE)))
 
-    passages = manifest.counts["passages"]
     training = training_sample((vectors for _, vectors in each_segment()), passages, manifest.ann)
     index = new_vector_index(manifest.dimension, passages, manifest.ann, training)
     for ids, vectors in each_segment():

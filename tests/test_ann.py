@@ -113,7 +113,7 @@ def test_an_index_run_writes_a_segment_past_the_threshold_as_pq(tmp_path, corpus
         index_paths([str(corpus_csv)], folder)
     set_ann(approximate, min_passages=50, sub_quantizers=96, k_factor=4)
     for folder in (exact, approximate):
-        result = CliRunner().invoke(cli, ["index", str(many), "--index", str(folder)])
+        result = CliRunner().invoke(cli, ["index", str(many), "--no-merge", "--index", str(folder)])
         assert result.exit_code == 0, result.output
     first, added = inner_indexes(approximate)
     assert first["type"] == "IndexFlatIP"  # written before the threshold changed

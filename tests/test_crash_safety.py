@@ -147,7 +147,7 @@ def test_sigkill_while_committing_leaves_the_index_as_it_was(base, base_results,
     assert searches(folder) == base_results
 
     # the next run cleans up the leftover and adds B in full
-    result = CliRunner().invoke(cli, ["index", str(file_b), "--index", str(folder)])
+    result = CliRunner().invoke(cli, ["index", str(file_b), "--no-merge", "--index", str(folder)])
     assert result.exit_code == 0, result.output
     assert f"added {B_PAPERS} papers" in result.stderr
     after = manifest(folder)

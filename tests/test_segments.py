@@ -142,9 +142,11 @@ def test_hybrid_rankings_over_segments_equal_one_segment(one_and_many, embedder,
             assert [(h.paper.id, h.passage_id) for h in second.search(question, k=10)] == expected
 
 
-def test_each_run_is_a_segment_and_compact_gives_one_shot_results(tmp_path, corpus_csv, hea_papers, csv_writer):
-    """Twelve one-paper `index` runs (the worst case for segments), then `--compact`: the
-    results are those of one run over all twelve."""
+def test_one_paper_runs_merge_their_segments_and_compact_gives_one_shot_results(
+        tmp_path, corpus_csv, hea_papers, csv_writer):
+    """Twelve one-paper `index` runs (the worst case for segments) keep few segments, each more
+    than twice the newer ones together (hea_rag.merging); then `--compact`: the results are
+    those of one run over all twelve, before and after."""
     one_shot = tmp_path / "one-shot"
     assert CliRunner().invoke(cli, ["index", str(corpus_csv), "--index", str(one_shot)]).exit_code == 0
     folder = tmp_path / "runs"
@@ -152,14 +154,18 @@ def test_each_run_is_a_segment_and_compact_gives_one_shot_results(tmp_path, corp
         path = csv_writer(tmp_path / f"paper-{number}.csv", [row])
         result = CliRunner().invoke(cli, ["index", str(path), "--index", str(folder)])
         assert result.exit_code == 0, result.output
-    assert len(manifest(folder)["segments"]) == len(hea_papers)
-    assert sorted(p.name for p in folder.glob("gen-*")) == manifest(folder)["segments"]
+    segments = manifest(folder)["segments"]
+    assert len(segments) <= 4
+    assert sorted(p.name for p in folder.glob("gen-*")) == segments
+    with IndexReader(folder) as reader:
+        sizes = [segment.counts()[1] for segment in reader.segments]
+    assert all(size > 2 * sum(sizes[i + 1:]) for i, size in enumerate(sizes[:-1])), sizes
     expected = rankings(searches(one_shot))
     assert rankings(searches(folder)) == expected
 
     result = CliRunner().invoke(cli, ["index", "--compact", "--index", str(folder)])
     assert result.exit_code == 0, result.output
-    assert f"compacted {len(hea_papers)} segment(s) into 1" in result.stderr
+    assert f"compacted {len(segments)} segment(s) into 1" in result.stderr
     assert [p.name for p in folder.glob("gen-*")] == manifest(folder)["segments"] == [manifest(folder)["generation"]]
     assert rankings(searches(folder)) == expected
     info = CliRunner().invoke(cli, ["info", "--index", str(folder)])
@@ -194,6 +200,34 @@ def test_an_index_of_format_2_opens_and_grows_into_segments(tmp_path, corpus_csv
     index_paths([str(more_csv)], folder)
     after = manifest(folder)
     assert after["format_version"] == 3 and after["segments"] == ["gen-000001", "gen-000002"]
+
+
+def test_a_run_merges_only_the_newest_small_segments(tmp_path, corpus_csv, hea_papers, csv_writer):
+    """Three one-paper runs kept apart (--no-merge), then a fourth that merges: the big first
+    segment is not rewritten, the four small ones become one, and search finds what one run
+    over the same papers finds."""
+    folder = tmp_path / "index"
+    index_paths([str(corpus_csv)], folder)
+    first = manifest(folder)["segments"][0]
+    extra = [csv_writer(tmp_path / f"extra-{i}.csv", [{**row, "DOI": f"10.9999/merge.{i}", "Title": f"Copy {i}",
+                                                         "Abstract": row["Abstract"] + f" Run {i}."}])
+             for i, row in enumerate(hea_papers[:4])]
+    for i, path in enumerate(extra):
+        args = ["index", str(path), "--index", str(folder)] + (["--no-merge"] if i < 3 else [])
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0, result.output
+        if i == 2:
+            apart = manifest(folder)["segments"]
+    assert len(apart) == 4
+    merged = manifest(folder)["segments"]
+    assert len(merged) == 2 and merged[0] == first and merged[1] not in apart
+    assert sorted(p.name for p in folder.glob("gen-*")) == merged
+    with IndexReader(folder) as reader:
+        assert reader.segments[1].counts()[0] == 4 and reader.problems() == []
+        assert reader.segments[1].has_postings_files
+    one_shot = tmp_path / "one-shot"
+    index_paths([str(corpus_csv)] + [str(p) for p in extra], one_shot)
+    assert rankings(searches(folder)) == rankings(searches(one_shot))
 
 
 def test_filling_in_metadata_rewrites_only_the_segment_holding_the_paper(tmp_path, corpus_csv, csv_writer):
