@@ -2,16 +2,24 @@
 
     OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_scale.py                   # 10k and 100k
     OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_scale.py --sizes 1000000   # the issue's 1M
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_scale.py --dense-only --sizes 1000000  # the ANN sweep alone
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_scale.py --vectors random  # the ANN's worst case
     OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_scale.py --runs 454        # segments worst case
 
 Synthetic papers are real sentences of the shared corpus recombined (5 each, one passage per
-paper); their vectors are random unit vectors. A query is one sentence of a known paper with
-that paper's vector plus noise as its embedding, so its nearest passage is known. For each size:
-the time and bytes of adding 1,000 papers as a new segment (excluding embedding), search p50/p95
-(lexical, dense, hybrid) on one segment and on that segment plus the added one, recall@50 of the
-dense candidates against an exact flat search (HNSW above the manifest's threshold), peak RSS of
-a `hea-rag search` process, and disk size; and flat against HNSW dense latency, the measurement
-the threshold was chosen by.
+paper). Their vectors (--vectors sentences, the default) are the normalised mean of the
+default embedder's vectors of those 5 sentences (the corpus's sentences are embedded once,
+cached under runs/bench_scale/); the script first checks that model on the real abstracts
+(cosine of an abstract's own vector with the mean of its sentences'). `--vectors random` gives
+random unit vectors instead: no structure at all, the worst case for any approximate index.
+A planted query is one sentence of a known paper with that paper's vector plus noise as its
+embedding, so its nearest passage is known. For each size: the time and bytes of adding 1,000
+papers as a new segment (excluding embedding), search p50/p95 (lexical, dense, hybrid) on one
+segment and on that segment plus the added one, recall@50 of the index's dense candidates
+against an exact flat search, peak RSS of a `hea-rag search` process, and disk size; then the
+dense sweep the ANN default was chosen by: flat, IVF, SQ8 and PQ fast scan (both re-ranked
+exactly), HNSW up to --hnsw-max passages, each with its build time, p50/p95 of single queries
+and recall@50 against flat, for the planted queries and for real dev_qa questions (embedded).
 
 `--runs N` indexes the shared corpus's first N papers in N one-paper `index` runs (the worst case
 for segments, with the real embedder), then `--compact`, and compares the rankings of dev_qa

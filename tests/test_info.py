@@ -50,7 +50,7 @@ def test_info_text_is_readable_and_aligned(built):
         "embedder": "all-MiniLM-L6-v2 (384 dimensions)",
         "chunking": "at most 200 tokens per passage, 0 sentence(s) of overlap",
         "generation": "gen-000001 (format 3)",
-        "segments": "1 (vectors: flat below 100000 passages, PQ above)",
+        "segments": "1 (vectors: flat below 50000 passages, PQ above)",
         "integrity": "OK",
     }
     assert shown["versions"]["faiss-cpu"] == metadata.version("faiss-cpu")
