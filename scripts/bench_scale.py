@@ -36,6 +36,7 @@ import statistics
 import sys
 import tempfile
 import time
+from functools import lru_cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,18 +121,29 @@ def synthetic_batch(count: int, first: int, sentences: list[str], rng: random.Ra
     else random unit vectors."""
     import numpy as np
 
-    from hea_rag.indexer import lexical_tokens
     from hea_rag.ingest import Paper
     from hea_rag.lexical import tokenize
     from hea_rag.store import NewPassage
 
-    papers, passages = [], []
+    papers, paper_tokens, passages = [], [], []
     chosen = draw_sentences(count, len(sentences), rng)
     for i, picks in enumerate(chosen):
         text = " ".join(sentences[j] for j in picks)
+        tokens = " ".join(sentence_tokens(sentences[j]) for j in picks)
         papers.append(Paper(abstract=text, doi=f"10.9997/synthetic.{first + i}", title=f"Synthetic paper {first + i}"))
-        passages.append(NewPassage(i, 0, text, " ".join(tokenize(text))))
-    return papers, [lexical_tokens(p) for p in papers], passages, paper_vectors(first, chosen, sentence_vectors)
+        paper_tokens.append(" ".join(tokenize(papers[-1].title)) + " " + tokens)  # as lexical_tokens
+        passages.append(NewPassage(i, 0, text, tokens))
+    return papers, paper_tokens, passages, paper_vectors(first, chosen, sentence_vectors)
+
+
+@lru_cache(maxsize=None)
+def sentence_tokens(sentence: str) -> str:
+    """A corpus sentence's lexical tokens, made once: at 1M papers each sentence is drawn ~1,000
+    times, and tokenizing the texts again would take most of the build. (tokenize reads a text
+    sentence by sentence, so a paper's tokens are its sentences' tokens in order.)"""
+    from hea_rag.lexical import tokenize
+
+    return " ".join(tokenize(sentence))
 
 
 def draw_sentences(count: int, sentences: int, rng: random.Random) -> list[list[int]]:
@@ -463,7 +475,8 @@ def print_ann_table(rows: list[dict], model: str) -> None:
 
 
 def measure_runs(count: int, question_count: int, tmp: Path) -> dict:
-    """`count` papers in `count` one-paper index runs, then --compact, against one run."""
+    """`count` papers in `count` one-paper index runs, kept apart (--no-merge, the worst case)
+    and merged as `index` does by default, then --compact; each against one run."""
     from hea_rag.indexer import RecordSource, compact_index, index_paths
     from hea_rag.ingest import Paper, read_path
 
@@ -471,24 +484,28 @@ def measure_runs(count: int, question_count: int, tmp: Path) -> dict:
     papers = list({p.text_key: p for p in read_path(str(csv_path)) if isinstance(p, Paper)}.values())[:count]
     started = time.perf_counter()
     index_paths([RecordSource("all", papers)], tmp / "one-shot")
-    one_shot_s = time.perf_counter() - started
-    started = time.perf_counter()
-    for number, paper in enumerate(papers):
-        index_paths([RecordSource(f"paper {number}", [paper])], tmp / "runs")
-    runs_s = time.perf_counter() - started
+    row = {"papers": len(papers), "one_shot_s": time.perf_counter() - started,
+           "one_shot_disk": disk_bytes(tmp / "one-shot") / 1e6}
     questions = [json.loads(line)["question"] for line in
                  (shared_dir(ROOT) / "bench/dev_qa.jsonl").read_text(encoding="utf-8").splitlines()]
     questions = questions[::max(1, len(questions) // question_count)][:question_count]
     expected = rankings(tmp / "one-shot", questions)
-    row = {"papers": len(papers), "one_shot_s": one_shot_s, "runs_s": runs_s,
-           "segmented": compare(rankings(tmp / "runs", questions), expected),
-           "segmented_disk": disk_bytes(tmp / "runs") / 1e6}
-    started = time.perf_counter()
-    compact_index(tmp / "runs")
-    row["compact_s"] = time.perf_counter() - started
-    row["compacted"] = compare(rankings(tmp / "runs", questions), expected)
-    row["compacted_disk"], row["one_shot_disk"] = disk_bytes(tmp / "runs") / 1e6, disk_bytes(tmp / "one-shot") / 1e6
+    for merge in (False, True):
+        folder = tmp / f"runs-merge-{merge}"
+        started = time.perf_counter()
+        for number, paper in enumerate(papers):
+            index_paths([RecordSource(f"paper {number}", [paper])], folder, merge=merge)
+        row[merge] = {"runs": (time.perf_counter() - started, disk_bytes(folder) / 1e6, segment_count(folder),
+                               compare(rankings(folder, questions), expected))}
+        started = time.perf_counter()
+        compact_index(folder)
+        row[merge]["compact"] = (time.perf_counter() - started, disk_bytes(folder) / 1e6, segment_count(folder),
+                                 compare(rankings(folder, questions), expected))
     return row
+
+
+def segment_count(folder: Path) -> int:
+    return len(json.loads((folder / "manifest.json").read_text(encoding="utf-8"))["segments"])
 
 
 def rankings(folder: Path, questions: list[str]) -> tuple[list, list[float]]:
@@ -515,18 +532,18 @@ def compare(found: tuple[list, list[float]], expected: tuple[list, list[float]])
 
 
 def print_runs_table(row: dict) -> None:
-    n = row["segmented"]["n"]
+    n = row[False]["runs"][3]["n"]
     print(f"\n## {row['papers']} papers as {row['papers']} one-paper `index` runs, then `--compact` "
           f"({n} dev_qa questions, hybrid top-10)\n")
-    print("| index | time (s) | disk (MB) | same top-10 as one run | same top-1 | hybrid p50 / p95 (ms) |")
-    print("|---|---|---|---|---|---|")
-    print(f"| one `index` run | {row['one_shot_s']:.0f} | {row['one_shot_disk']:.1f} | - | - "
-          f"| {row['segmented']['expected_p50']:.1f} / - |")
-    for label, key, seconds, disk in (("one run per paper", "segmented", row["runs_s"], row["segmented_disk"]),
-                                      ("after `--compact`", "compacted", row["compact_s"], row["compacted_disk"])):
-        c = row[key]
-        print(f"| {label} | {seconds:.1f} | {disk:.1f} | {c['same']}/{n} | {c['top1']}/{n} "
-              f"| {c['p50']:.1f} / {c['p95']:.1f} |")
+    print("| index | time (s) | disk (MB) | segments | same top-10 as one run | same top-1 | hybrid p50 / p95 (ms) |")
+    print("|---|---|---|---|---|---|---|")
+    print(f"| one `index` run | {row['one_shot_s']:.0f} | {row['one_shot_disk']:.1f} | 1 | - | - "
+          f"| {row[False]['runs'][3]['expected_p50']:.1f} / - |")
+    for merge, name in ((False, "`--no-merge`"), (True, "merged as they go (default)")):
+        for stage, label in (("runs", f"one run per paper, {name}"), ("compact", "then `--compact`")):
+            seconds, disk, segments, c = row[merge][stage]
+            print(f"| {label} | {seconds:.1f} | {disk:.1f} | {segments} | {c['same']}/{n} | {c['top1']}/{n} "
+                  f"| {c['p50']:.1f} / {c['p95']:.1f} |")
 
 
 if __name__ == "__main__":
