@@ -78,6 +78,8 @@ class Group(click.Group):
             raise
         except KeyboardInterrupt:
             raise UserFacingError("interrupted", 130) from None
+        except BrokenPipeError:
+            _stop_at_closed_pipe()
         except Exception as error:  # noqa: BLE001 - the last line of defence for a one-line message
             debug = config.debug_enabled()
             if debug:
@@ -716,5 +718,23 @@ def _report_index_summary(summary, index_dir: Path) -> None:
         status(f"  failed {note.where}: {note.reason}")
 
 
+# A reader that closed our output early (`| head`): stop quietly with the status a Unix tool
+# killed by SIGPIPE has (128 + 13), not a Python error.
+CLOSED_PIPE_EXIT = 141
+
+
+def _stop_at_closed_pipe() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # Python's own flush at exit must not fail again
+    sys.exit(CLOSED_PIPE_EXIT)
+
+
 def main() -> None:
-    cli(prog_name="hea-rag")
+    try:
+        cli(prog_name="hea-rag")
+    except SystemExit:
+        try:
+            sys.stdout.flush()  # what is still buffered: the reader may be gone already
+        except BrokenPipeError:
+            _stop_at_closed_pipe()
+        raise

@@ -328,3 +328,19 @@ def test_info_text_and_missing_index(tmp_path):
     assert result.stdout.startswith("index\n")
     assert "  status  " in result.stdout and "no index at" in result.stdout
     assert "\ndevice\n" in result.stdout and "\nversions\n" in result.stdout
+
+
+def test_a_reader_that_stops_early_gets_no_error(corpus_index):
+    """`hea-rag search - | head -1`: the command stops quietly with SIGPIPE's status (141),
+    no traceback and no error line, as Unix tools do when their reader goes away."""
+    questions = "\n".join(["yield strength of CoCrFeMnNi", "hardness of AlCoCrFeNi"] * 200) + "\n"
+    process = subprocess.Popen([sys.executable, "-m", "hea_rag", "search", "-k", "10", "--index",
+                                str(corpus_index[0]), "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    process.stdin.write(questions.encode())
+    process.stdin.close()
+    assert process.stdout.readline().startswith(b"# yield strength")
+    process.stdout.close()  # the reader goes away with most results unread
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 141
+    assert "error" not in stderr and "Traceback" not in stderr, stderr
