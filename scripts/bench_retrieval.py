@@ -107,18 +107,38 @@ def query_latencies(retriever, questions: list[str]) -> list[float]:
     return timings
 
 
-def peak_rss_mb(command: list[str], stdin_text: str | None = None) -> tuple[float, float]:
-    """(peak RSS in MB, wall seconds) of one child process, read from its own rusage."""
-    started = time.perf_counter()
-    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, text=True)
-    if stdin_text is not None:
-        process.stdin.write(stdin_text)
-    process.stdin.close()
-    _, status, usage = os.wait4(process.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(command)} failed")
-    return usage.ru_maxrss / 1024, time.perf_counter() - started
+def peak_rss_mb(args: list[str], stdin_text: str | None = None) -> tuple[float, float]:
+    """(peak RSS in MB, wall seconds) of one `hea-rag ARGS` process. The peak is the child's own
+    VmHWM, written by it at exit (PEAK_REPORTER): the rusage of a child counts the memory of the
+    parent it was spawned from (Linux keeps the larger high-water mark across exec), which made
+    a search started by a benchmark holding a million vectors look as big as the benchmark."""
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "peak"
+        env = {**os.environ, "HEA_RAG_PEAK_FILE": str(report)}
+        started = time.perf_counter()
+        process = subprocess.Popen([sys.executable, "-c", PEAK_REPORTER, *args], stdin=subprocess.PIPE,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
+                                   env=env, cwd=ROOT)
+        if stdin_text is not None:
+            process.stdin.write(stdin_text)
+        process.stdin.close()
+        if process.wait() != 0:
+            raise SystemExit(f"hea-rag {' '.join(args)} failed")
+        return int(report.read_text()) / 1024, time.perf_counter() - started
+
+
+# `hea-rag ARGS` in this interpreter, writing its peak resident memory (kB) to $HEA_RAG_PEAK_FILE
+# when it exits.
+PEAK_REPORTER = """
+import atexit, os, sys
+def report():
+    peak = next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+    open(os.environ["HEA_RAG_PEAK_FILE"], "w").write(peak)
+atexit.register(report)
+sys.argv[0] = "hea-rag"
+from hea_rag.cli import main
+main()
+"""
 
 
 def print_quality(rows) -> None:
@@ -133,11 +153,10 @@ def print_quality(rows) -> None:
 
 
 def process_costs(csv_path: Path, qa_path: Path, tmp: Path) -> dict[str, float]:
-    cli = [sys.executable, "-m", "hea_rag"]
-    index_rss, index_wall = peak_rss_mb(cli + ["index", str(csv_path), "--index", str(tmp / "cli")])
+    index_rss, index_wall = peak_rss_mb(["index", str(csv_path), "--index", str(tmp / "cli")])
     questions = "\n".join(json.loads(l)["question"] for l in qa_path.read_text().splitlines())
-    search_rss, _ = peak_rss_mb(cli + ["search", "--json", "--index", str(tmp / "cli")], questions)
-    help_seconds = min(peak_rss_mb(cli + ["--help"])[1] for _ in range(5))
+    search_rss, _ = peak_rss_mb(["search", "--json", "--index", str(tmp / "cli")], questions)
+    help_seconds = min(peak_rss_mb(["--help"])[1] for _ in range(5))
     return {"index_rss": index_rss, "index_wall": index_wall, "search_rss": search_rss,
             "help_seconds": help_seconds}
 

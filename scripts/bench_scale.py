@@ -431,7 +431,7 @@ def search_rss(folder: Path, queries: dict) -> float:
     from scripts.bench_retrieval import peak_rss_mb
 
     text = "\n".join(list(queries)[:50]) + "\n"
-    return peak_rss_mb([sys.executable, "-m", "hea_rag", "search", "--json", "--index", str(folder)], text)[0]
+    return peak_rss_mb(["search", "--json", "--index", str(folder)], text)[0]
 
 
 def disk_bytes(folder: Path) -> int:
