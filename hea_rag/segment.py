@@ -36,9 +36,10 @@ ANN_KINDS = tuple(ANN_DEFAULTS)
 PQ_CODES = 16  # a 4-bit quantizer's codes: its k-means needs at least this many vectors
 # Chosen by scripts/bench_scale.py's dense sweep (README "Approximate search"; one shared core):
 # PQ with k_factor 32 kept >= 0.992 of flat's top 50 from 10k to 1M passages, on sentence-mean
-# and on random vectors, at p95 6-7 ms against flat's 74-76 ms at 1M; at 10k it is no faster
-# than flat (0.5 ms), at 50k 7x faster: so from 50k on. IVF needed over a third of its lists for
-# 0.98 on sentence-mean vectors (never on random ones), SQ8 took 0.6x flat's time.
+# and on random vectors, at p95 5.9 / 6.2 ms against flat's 63.7 / 76.3 ms at 1M; at 10k it
+# gains little over flat (0.38 against 0.46 ms), at 50k it is 7x faster: so from 50k on. IVF
+# needed over a third of its lists for 0.98 on sentence-mean vectors (never on random ones),
+# SQ8 took 0.77x flat's time.
 DEFAULT_ANN = {"kind": "pq", "min_passages": 50_000, **ANN_DEFAULTS["pq"]}
 
 
