@@ -733,12 +733,14 @@ def merge_newest_segments(folder: Path, manifest: Manifest) -> Manifest:
 
 
 def _passage_counts(folder: Path, manifest: Manifest, names: Iterable[str]) -> Iterator[int]:
+    """Each segment's passage count, opened one at a time as the caller asks for the next."""
     for name in names:
         segment = Segment(folder, folder / name, manifest.ann)
         try:
-            yield segment.counts()[1]
+            count = segment.counts()[1]
         finally:
             segment.close()
+        yield count
 
 
 def _copy_rows(db: sqlite3.Connection, source: Path) -> None:
